@@ -1,0 +1,58 @@
+"""Shared test fixtures.
+
+Every test runs W&B in offline mode with its own temporary ``WANDB_DIR`` (real
+wandb runs, read back with ``wandb leet inspect``), and with the working
+directory in a temporary folder so the default store (``.lrtrack/store.db``)
+never touches the checkout.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared"
+MNIST_ROOT = SHARED / "datasets"
+
+
+@pytest.fixture(autouse=True)
+def offline_wandb(tmp_path, monkeypatch):
+    """Real wandb, offline, writing under this test's temporary directory."""
+    wandb_dir = tmp_path / "wandb-dir"
+    wandb_dir.mkdir()
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_DIR", str(wandb_dir))
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    monkeypatch.setenv("WANDB_CONSOLE", "off")
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    monkeypatch.delenv("LRTRACK_STORE", raising=False)
+    monkeypatch.chdir(tmp_path)
+    return wandb_dir
+
+
+@pytest.fixture(scope="session")
+def data_dir(tmp_path_factory) -> Path:
+    """One dataset directory for the session: the shared MNIST subset is linked in,
+    Fashion-MNIST is unpacked there on first use from Debian's package."""
+    root = tmp_path_factory.mktemp("data")
+    if (MNIST_ROOT / "MNIST").is_dir():
+        (root / "MNIST").symlink_to(MNIST_ROOT / "MNIST")
+    return root
+
+
+@pytest.fixture
+def pg_url() -> str:
+    """URL of a real PostgreSQL database (set up by scripts/test-postgres.sh).
+
+    Skipped when ``LRTRACK_TEST_PG_URL`` is unset, except under CI, where a
+    missing server is a failure rather than a silent skip.
+    """
+    url = os.environ.get("LRTRACK_TEST_PG_URL")
+    if not url:
+        if os.environ.get("CI"):
+            pytest.fail("CI=true but LRTRACK_TEST_PG_URL is not set: PostgreSQL tests cannot be skipped in CI")
+        pytest.skip("LRTRACK_TEST_PG_URL not set (run scripts/test-postgres.sh)")
+    return url
