@@ -1,0 +1,71 @@
+"""The ``lrtrack`` command line: thin Typer commands that hand off to library functions.
+
+Errors are caught here and only here: a `UserError` prints one line per problem
+and exits 2; any other `LrtrackError` prints one line and exits 1; Ctrl-C exits 130.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import click
+import typer
+from rich.console import Console
+
+from lrtrack import __version__
+from lrtrack.errors import LrtrackError, UserError
+
+err_console = Console(stderr=True, highlight=False, soft_wrap=True)
+
+app = typer.Typer(
+    name="lrtrack",
+    help="Learning-rate studies with W&B sweeps, online or fully offline.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"lrtrack {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version and exit."),
+) -> None:
+    """Learning-rate studies with W&B sweeps, online or fully offline."""
+
+
+def _register() -> None:
+    from lrtrack.cli import train  # noqa: F401  (commands register themselves on `app`)
+
+    for name in ("sweep", "agent", "report", "sync"):
+        try:
+            __import__(f"lrtrack.cli.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"lrtrack.cli.{name}":
+                raise
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console-script entry point."""
+    _register()
+    try:
+        code = app(args=argv, standalone_mode=False)
+    except UserError as exc:
+        for line in exc.problems:
+            err_console.print(f"error: {line}", markup=False)
+        sys.exit(2)
+    except LrtrackError as exc:
+        err_console.print(f"error: {exc}", markup=False)
+        sys.exit(1)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except (KeyboardInterrupt, click.exceptions.Abort):
+        err_console.print("interrupted")
+        sys.exit(130)
+    sys.exit(code if isinstance(code, int) else 0)

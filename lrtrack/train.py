@@ -1,0 +1,294 @@
+"""The one training function every entry point shares: `run(config, logger) -> RunResult`.
+
+It reads top to bottom: seed, device, data, model, optimizer, scheduler, then per
+epoch train and evaluate (under ``no_grad``) and log one row of metrics.
+
+When the learning rate changes
+------------------------------
+Per-epoch schedulers (``step``, ``cosine``, ``exponential``, ``plateau``, and the
+linear warm-up) step once *after* each epoch's training, so the rate logged as
+``lr`` for epoch *e* is the rate every batch of epoch *e* used. With
+``StepLR(step_size=5, gamma=0.5)`` and ``lr=0.05`` epochs 1-5 train at 0.05 and
+epochs 6-10 at 0.025 -- calling ``scheduler.step()`` at the start of the epoch
+instead is the classic off-by-one that makes epoch 5 use 0.025. ``onecycle``
+steps after every batch; its logged ``lr`` is the mean rate over the epoch.
+
+Divergence
+----------
+A NaN/inf train loss, or one above ``diverge_loss``, ends the run early with
+``state = "diverged"`` in the summary rather than an exception.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Callable
+
+from lrtrack.tracking import MemoryLogger, RunLogger
+
+if TYPE_CHECKING:
+    import torch
+
+    from lrtrack.config import TrainConfig
+    from lrtrack.data import Split
+
+#: States a run can end in.
+FINISHED, DIVERGED, EARLY_STOPPED = "finished", "diverged", "early-stopped"
+INTERRUPTED, FAILED = "interrupted", "failed"
+
+#: Called after each epoch with that epoch's metrics; returning a state
+#: (e.g. ``"early-stopped"``) ends the run there.
+EpochHook = Callable[[dict[str, Any]], "str | None"]
+
+
+@dataclass
+class RunResult:
+    """What a run produced: its final state, per-epoch history and summary."""
+
+    config: TrainConfig
+    state: str
+    history: list[dict[str, Any]] = field(default_factory=list)
+    summary: dict[str, Any] = field(default_factory=dict)
+    wandb_run_id: str | None = None
+
+    @property
+    def final(self) -> dict[str, Any]:
+        return self.history[-1] if self.history else {}
+
+
+def run(config: TrainConfig, logger: RunLogger | None = None, on_epoch: EpochHook | None = None) -> RunResult:
+    """Train ``config`` to the end (or divergence / early stop) and log everything to ``logger``."""
+    import torch
+
+    from lrtrack.data import load_data
+    from lrtrack.models import build_model
+
+    logger = logger or MemoryLogger()
+    # 1. seed: weights from config.seed, data order from its own generator
+    torch.manual_seed(config.seed)
+    order_generator = torch.Generator().manual_seed(config.seed + 1)
+    # 2. device
+    device = resolve_device(config.device)
+    # 3. data, whole splits on the device
+    data = load_data(config, device)
+    # 4. model
+    model = build_model(config, data.input_shape, data.num_classes).to(device)
+    if config.compile:
+        model = torch.compile(model)
+    # 5. optimizer and scheduler
+    optimizer = build_optimizer(config, model.parameters())
+    steps_per_epoch = batches_per_epoch(len(data.train), config.batch_size, config.drop_last)
+    scheduler = build_scheduler(config, optimizer, steps_per_epoch)
+    per_batch = config.scheduler == "onecycle"
+
+    logger.start(config)
+    history: list[dict[str, Any]] = []
+    best: dict[str, Any] = {"val/acc": -1.0, "epoch": 0, "state": None}
+    state = FINISHED
+    started = time.perf_counter()
+    try:
+        for epoch in range(1, config.epochs + 1):
+            tick = time.perf_counter()
+            train_loss, train_acc, lr_used = train_epoch(
+                model, optimizer, scheduler if per_batch else None, data.train, config, order_generator
+            )
+            metrics = {"epoch": epoch, "train/loss": train_loss, "train/acc": train_acc}
+            metrics.update(_prefixed("val", evaluate(model, data.eval_split, config)))
+            if data.val is not None:
+                metrics.update(_prefixed("test", evaluate(model, data.test, config)))
+            seconds = time.perf_counter() - tick
+            metrics.update({"lr": lr_used, "perf/epoch_seconds": seconds, "perf/samples_per_second": len(data.train) / seconds})
+            history.append(metrics)
+            logger.log_epoch(metrics)
+
+            if metrics["val/acc"] > best["val/acc"]:
+                best = {"val/acc": metrics["val/acc"], "epoch": epoch, "state": _snapshot(model)}
+            if is_diverged(train_loss, config.diverge_loss):
+                state = DIVERGED
+                break
+            if scheduler is not None and not per_batch:
+                step_epoch_scheduler(scheduler, metrics["val/loss"])
+            if on_epoch is not None and (stop := on_epoch(metrics)):
+                state = stop
+                break
+    except KeyboardInterrupt:
+        state = INTERRUPTED
+        raise
+    except Exception:
+        state = FAILED
+        raise
+    finally:
+        summary = _summary(history, best, state, time.perf_counter() - started)
+        if history:
+            _log_files(logger, config, model, best, history)
+        logger.finish(summary)
+    return RunResult(config=config, state=state, history=history, summary=summary, wandb_run_id=logger.run_id)
+
+
+def train_epoch(
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    batch_scheduler: Any,
+    split: Split,
+    config: TrainConfig,
+    generator: torch.Generator,
+) -> tuple[float, float, float]:
+    """One pass over ``split`` in a seeded random order; returns (mean loss, accuracy, lr used).
+
+    The lr used is the rate of the epoch's first batch, or the mean over its batches
+    when a per-batch scheduler changes it during the epoch.
+
+    Loss and correct counts accumulate on the device and are read once, at the end.
+    """
+    import torch
+    import torch.nn.functional as F
+
+    model.train()
+    n, size = len(split), config.batch_size
+    order = torch.randperm(n, generator=generator).to(split.x.device)
+    xs, ys = split.x[order], split.y[order]  # one gather per epoch, then cheap slices
+    end = n - n % size if config.drop_last and n >= size else n
+    loss_sum = torch.zeros((), device=split.x.device)
+    correct = torch.zeros((), device=split.x.device, dtype=torch.long)
+    first_lr, lr_sum, steps = optimizer.param_groups[0]["lr"], 0.0, 0
+    autocast = _autocast(config, split.x.device)
+    for start in range(0, end, size):
+        x, y = xs[start : start + size], ys[start : start + size]
+        with autocast:
+            logits = model(x)
+            loss = F.cross_entropy(logits, y)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        lr_sum += optimizer.param_groups[0]["lr"]
+        optimizer.step()
+        if batch_scheduler is not None:
+            batch_scheduler.step()
+        loss_sum += loss.detach() * len(y)
+        correct += (logits.argmax(1) == y).sum()
+        steps += 1
+    seen = min(end, n)
+    loss_value, correct_value = torch.stack([loss_sum, correct.to(loss_sum.dtype)]).tolist()
+    lr_used = lr_sum / max(steps, 1) if batch_scheduler is not None else first_lr
+    return loss_value / seen, correct_value / seen, lr_used
+
+
+def evaluate(model: torch.nn.Module, split: Split, config: TrainConfig) -> dict[str, float]:
+    """Mean loss and accuracy over ``split``, in ``eval_batch_size`` chunks, without gradients."""
+    import torch
+    import torch.nn.functional as F
+
+    model.eval()
+    loss_sum = torch.zeros((), device=split.x.device)
+    correct = torch.zeros((), device=split.x.device)
+    with torch.no_grad(), _autocast(config, split.x.device):
+        for start in range(0, len(split), config.eval_batch_size):
+            x, y = split.x[start : start + config.eval_batch_size], split.y[start : start + config.eval_batch_size]
+            logits = model(x).float()
+            loss_sum += F.cross_entropy(logits, y, reduction="sum")
+            correct += (logits.argmax(1) == y).sum()
+    loss_value, correct_value = torch.stack([loss_sum, correct]).tolist()
+    return {"loss": loss_value / len(split), "acc": correct_value / len(split)}
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` picks CUDA when available, else CPU."""
+    import torch
+
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def build_optimizer(config: TrainConfig, params) -> torch.optim.Optimizer:
+    import torch
+
+    if config.optimizer == "sgd":
+        return torch.optim.SGD(
+            params, lr=config.lr, momentum=config.momentum, nesterov=config.nesterov, weight_decay=config.weight_decay
+        )
+    if config.optimizer == "adam":
+        return torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay)
+    if config.optimizer == "adamw":
+        return torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
+    return torch.optim.RMSprop(params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
+
+
+def build_scheduler(config: TrainConfig, optimizer: torch.optim.Optimizer, steps_per_epoch: int):
+    """The configured scheduler (None for ``none`` without warm-up); see the module docstring."""
+    from torch.optim import lr_scheduler as sched
+
+    if config.scheduler == "onecycle":
+        return sched.OneCycleLR(optimizer, max_lr=config.lr, total_steps=config.epochs * steps_per_epoch)
+    if config.scheduler == "plateau":
+        return sched.ReduceLROnPlateau(optimizer, mode="min", factor=config.gamma, patience=config.step_size)
+    remaining = config.epochs - config.warmup_epochs
+    main = {
+        "none": lambda: sched.LambdaLR(optimizer, lambda _: 1.0) if config.warmup_epochs else None,
+        "step": lambda: sched.StepLR(optimizer, step_size=config.step_size, gamma=config.gamma),
+        "cosine": lambda: sched.CosineAnnealingLR(optimizer, T_max=remaining),
+        "exponential": lambda: sched.ExponentialLR(optimizer, gamma=config.gamma),
+    }[config.scheduler]()
+    if not config.warmup_epochs:
+        return main
+    warmup = sched.LinearLR(optimizer, start_factor=1 / (config.warmup_epochs + 1), total_iters=config.warmup_epochs)
+    return sched.SequentialLR(optimizer, [warmup, main], milestones=[config.warmup_epochs])
+
+
+def step_epoch_scheduler(scheduler, val_loss: float) -> None:
+    from torch.optim.lr_scheduler import ReduceLROnPlateau
+
+    if isinstance(scheduler, ReduceLROnPlateau):
+        scheduler.step(val_loss)
+    else:
+        scheduler.step()
+
+
+def batches_per_epoch(n: int, batch_size: int, drop_last: bool) -> int:
+    return n // batch_size if drop_last and n >= batch_size else math.ceil(n / batch_size)
+
+
+def is_diverged(loss: float, threshold: float) -> bool:
+    return not math.isfinite(loss) or loss > threshold
+
+
+def _autocast(config: TrainConfig, device: torch.device):
+    import torch
+
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.precision == "bf16")
+
+
+def _prefixed(prefix: str, metrics: dict[str, float]) -> dict[str, float]:
+    return {f"{prefix}/{k}": v for k, v in metrics.items()}
+
+
+def _snapshot(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+def _summary(history: list[dict[str, Any]], best: dict[str, Any], state: str, seconds: float) -> dict[str, Any]:
+    final = {k: v for k, v in (history[-1] if history else {}).items() if not k.startswith("perf/")}
+    return {
+        **final,
+        "state": state,
+        "epochs_run": len(history),
+        "best/val_acc": best["val/acc"] if history else None,
+        "best/epoch": best["epoch"] if history else None,
+        "perf/run_seconds": seconds,
+    }
+
+
+def _log_files(logger: RunLogger, config: TrainConfig, model, best: dict[str, Any], history) -> None:
+    """Final and best checkpoints as one ``model`` artifact, and the curves figure."""
+    import torch
+
+    from lrtrack.plots import curves_figure
+
+    folder = logger.files_dir
+    final_path, best_path = folder / "final.pt", folder / "best.pt"
+    torch.save(_snapshot(model), final_path)
+    torch.save(best["state"] or _snapshot(model), best_path)
+    metadata = {"config": config.model_dump(), "best_epoch": best["epoch"], "best_val_acc": best["val/acc"]}
+    logger.log_checkpoints({"final": final_path, "best": best_path}, metadata)
+    logger.log_figure("curves", curves_figure(history, folder / "curves.png", title=config.label()))

@@ -1,0 +1,76 @@
+"""Read back what a W&B run wrote locally, with W&B's own reader (``wandb leet inspect``).
+
+Offline runs live in ``<WANDB_DIR>/wandb/offline-run-<time>-<id>/run-<id>.wandb``.
+Reports of local sweeps and the tests read history, summary and artifacts from
+there instead of trusting lrtrack's own bookkeeping.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from lrtrack.errors import LrtrackError
+
+
+def wandb_root(wandb_dir: str | os.PathLike | None = None) -> Path:
+    """The ``wandb/`` folder runs are written to (``$WANDB_DIR/wandb`` or ``./wandb``)."""
+    base = Path(wandb_dir or os.environ.get("WANDB_DIR") or ".")
+    return base if base.name == "wandb" else base / "wandb"
+
+
+def find_run_dir(run_id: str, wandb_dir: str | os.PathLike | None = None) -> Path | None:
+    """The local folder of run ``run_id`` (offline or online), or None."""
+    root = wandb_root(wandb_dir)
+    matches = sorted(root.glob(f"*run-*-{run_id}"))
+    return matches[-1] if matches else None
+
+
+def _leet(path: Path, *args: str) -> str:
+    exe = shutil.which("wandb") or str(Path(sys.executable).with_name("wandb"))
+    proc = subprocess.run([exe, "leet", "inspect", *args, str(path)], capture_output=True, text=True, timeout=120)
+    if proc.returncode != 0:
+        raise LrtrackError(f"wandb leet inspect {path}: {proc.stderr.strip().splitlines()[-1:] or proc.returncode}")
+    return proc.stdout
+
+
+def read_summary(path: str | os.PathLike) -> dict[str, Any]:
+    """``wandb leet inspect --summary --json``: state, config, summary, exit code..."""
+    return json.loads(_leet(Path(path), "--summary", "--json"))
+
+
+def read_records(path: str | os.PathLike) -> list[dict[str, Any]]:
+    """Every record of the run's transaction log, in order."""
+    return [json.loads(line) for line in _leet(Path(path), "--json").splitlines() if line.strip()]
+
+
+def history_rows(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The rows passed to ``wandb.log``, without W&B's own ``_step``/``_runtime`` keys."""
+    rows = []
+    for record in records:
+        if record["type"] == "history":
+            rows.append({k: v for k, v in record["history"]["item"].items() if not k.startswith("_")})
+    return rows
+
+
+def artifacts(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Logged artifacts: name, type, aliases, file paths and metadata."""
+    found = []
+    for record in records:
+        if record["type"] == "artifact":
+            art = record["artifact"]
+            found.append(
+                {
+                    "name": art.get("name"),
+                    "type": art.get("type"),
+                    "aliases": art.get("aliases", []),
+                    "files": [entry["path"] for entry in art.get("manifest", {}).get("contents", [])],
+                    "metadata": json.loads(art["metadata"]) if isinstance(art.get("metadata"), str) else art.get("metadata"),
+                }
+            )
+    return found
