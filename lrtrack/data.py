@@ -166,11 +166,15 @@ def _unpack_debian_fashion_mnist(data_dir: Path) -> None:
 
 
 def _download(cls, data_dir: Path, dataset: str) -> None:
+    """torchvision's download into a temporary folder, moved into place only when complete."""
     previous = socket.getdefaulttimeout()
     socket.setdefaulttimeout(DOWNLOAD_TIMEOUT_S)
+    staging = Path(tempfile.mkdtemp(prefix="lrtrack-download-"))
     try:
-        cls(data_dir, train=True, download=True)
-        cls(data_dir, train=False, download=True)
+        cls(staging, train=True, download=True)
+        cls(staging, train=False, download=True)
+        data_dir.mkdir(parents=True, exist_ok=True)
+        shutil.move(str(staging / TORCHVISION_CLASSES[dataset]), str(data_dir / TORCHVISION_CLASSES[dataset]))
     except Exception as exc:  # any download failure: explain how to provide the data
         folder = data_dir / TORCHVISION_CLASSES[dataset] / "raw"
         ways = f"put the IDX files in {folder}, or point --data-dir / LRTRACK_DATA_DIR at a directory that has them"
@@ -182,3 +186,4 @@ def _download(cls, data_dir: Path, dataset: str) -> None:
         ) from None
     finally:
         socket.setdefaulttimeout(previous)
+        shutil.rmtree(staging, ignore_errors=True)

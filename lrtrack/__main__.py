@@ -1,0 +1,3 @@
+from lrtrack.cli import main
+
+main()

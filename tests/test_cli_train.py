@@ -1,0 +1,102 @@
+"""`lrtrack train` end to end: a real offline W&B run, read back with `wandb leet inspect`."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from lrtrack import wandb_files
+
+DEBIAN_FASHION = Path("/usr/share/datasets/fashion-mnist")
+
+
+def lrtrack(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "lrtrack", *args], capture_output=True, text=True, cwd=cwd, timeout=300)
+
+
+def only_run_dir(wandb_dir: Path) -> Path:
+    runs = sorted((wandb_dir / "wandb").glob("offline-run-*"))
+    assert len(runs) == 1, runs
+    return runs[0]
+
+
+def test_train_writes_an_offline_run_with_history_artifact_and_image(offline_wandb):
+    proc = lrtrack("train", "--dataset", "digits", "--lr", "0.01", "--epochs", "3", "--offline")
+    assert proc.returncode == 0, proc.stderr
+    run_dir = only_run_dir(offline_wandb)
+
+    summary = wandb_files.read_summary(run_dir)
+    assert summary["state"] == "finished"
+    assert summary["config"]["lr"] == 0.01 and summary["config"]["dataset"] == "digits"
+    assert summary["summary"]["state"] == "finished"
+    assert summary["summary"]["best/val_acc"] > 0.9
+    assert summary["summary"]["curves"]["_type"] == "image-file"
+
+    records = wandb_files.read_records(run_dir)
+    rows = wandb_files.history_rows(records)
+    assert [row["epoch"] for row in rows] == [1, 2, 3]
+    for row in rows:
+        assert {"train/loss", "train/acc", "val/loss", "val/acc", "lr", "perf/epoch_seconds", "perf/samples_per_second"} <= set(row)
+    (artifact,) = wandb_files.artifacts(records)
+    assert artifact["type"] == "model"
+    assert sorted(artifact["files"]) == ["best.pt", "final.pt"]
+    assert artifact["metadata"]["config"]["lr"] == 0.01
+    assert (run_dir / "files" / summary["summary"]["curves"]["path"]).is_file()
+
+
+@pytest.mark.skipif(not DEBIAN_FASHION.is_dir(), reason="Debian's dataset-fashion-mnist is not installed")
+def test_fashion_mnist_is_unpacked_from_debian_package(tmp_path):
+    data_dir = tmp_path / "data"
+    proc = lrtrack("train", "--dataset", "fashion-mnist", "--data-dir", str(data_dir), "--train-size", "2000",
+                   "--test-size", "500", "--epochs", "1", "--no-wandb")
+    assert proc.returncode == 0, proc.stderr
+    raw = data_dir / "FashionMNIST" / "raw"
+    assert sorted(p.name for p in raw.iterdir()) == [
+        "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte", "train-images-idx3-ubyte", "train-labels-idx1-ubyte"]
+
+
+@pytest.mark.parametrize(
+    "args, field",
+    [
+        (["--lr", "-1"], "--lr"),
+        (["--optimizer", "adamm"], "--optimizer"),
+        (["--epochs", "0"], "--epochs"),
+    ],
+)
+def test_bad_flags_exit_2_with_one_line_naming_the_flag(offline_wandb, args, field):
+    proc = lrtrack("train", "--dataset", "digits", *args)
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and field in lines[0] and "Traceback" not in proc.stderr
+    assert not (offline_wandb / "wandb").exists()
+
+
+def test_bad_yaml_exits_2_and_names_file_and_field(tmp_path, offline_wandb):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("dataset: digits\noptimizer: adamm\n")
+    proc = lrtrack("train", "--config", str(bad))
+    assert proc.returncode == 2
+    (line,) = proc.stderr.strip().splitlines()
+    assert str(bad) in line and "optimizer" in line
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("lr: [0.1\n")
+    proc = lrtrack("train", "--config", str(broken))
+    assert proc.returncode == 2 and "malformed YAML" in proc.stderr and "Traceback" not in proc.stderr
+    assert not (offline_wandb / "wandb").exists()
+
+
+def test_missing_data_is_one_clear_error(tmp_path, offline_wandb):
+    proc = lrtrack("train", "--dataset", "mnist", "--data-dir", str(tmp_path / "empty"), "--epochs", "1")
+    assert proc.returncode == 2
+    (line,) = proc.stderr.strip().splitlines()
+    assert "--dataset mnist" in line and "LRTRACK_DATA_DIR" in line
+    assert not (tmp_path / "empty").exists()  # nothing half-written
+    assert not (offline_wandb / "wandb").exists()
+
+
+def test_version():
+    proc = lrtrack("--version")
+    assert proc.returncode == 0 and proc.stdout.startswith("lrtrack ")
