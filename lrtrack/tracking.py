@@ -125,9 +125,20 @@ class WandbLogger(RunLogger):
         self.requested_id = run_id
         self.run = None
 
+    @classmethod
+    def attach(cls, run: Any) -> WandbLogger:
+        """Log into a run someone else started (``wandb.agent`` starts it for W&B sweeps)."""
+        logger = cls(run.project, run.entity, mode="online")
+        logger.run = run
+        return logger
+
     def start(self, config: TrainConfig) -> None:
         import wandb
 
+        if self.run is not None:  # attached: record the full, validated config
+            self.run.config.update(config.model_dump(), allow_val_change=True)
+            self.run_id = self.run.id
+            return
         self.run = wandb.init(
             project=self.project,
             entity=self.entity,

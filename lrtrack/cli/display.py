@@ -53,3 +53,26 @@ def print_run_table(result: RunResult) -> None:
     console.print(table)
     if result.wandb_run_id:
         console.print(f"W&B run: {result.wandb_run_id}")
+
+
+def print_sweep(description: dict[str, Any]) -> None:
+    """``sweep show``: a header with state counts, then one row per attempt."""
+    sweep = description["sweep"]
+    counts = ", ".join(f"{n} {state}" for state, n in sorted(sweep["run_states"].items())) or "no runs yet"
+    console.print(f"[bold]{sweep['name']}[/] {sweep['id']} ({sweep['backend']}, {sweep['state']}): {counts}")
+    metric = sweep["metric"]["name"]
+    config_keys = list(description["runs"][0]["config"]) if description["runs"] else []
+    table = Table("run", *config_keys, "attempt", "state", "epochs", f"final {metric}", "best val/acc", "W&B run")
+    for entry in description["runs"]:
+        metrics = entry["metrics"]
+        table.add_row(
+            str(entry["run"]),
+            *(format_value(k, entry["config"].get(k)) for k in config_keys),
+            str(entry["attempt"]),
+            entry["state"],
+            str(entry["epochs"]),
+            format_value(metric, metrics.get(metric)),
+            format_value("best/val_acc", metrics.get("best/val_acc")),
+            entry["wandb_run_id"] or "-",
+        )
+    console.print(table)
