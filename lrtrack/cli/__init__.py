@@ -7,6 +7,7 @@ and exits 2; any other `LrtrackError` prints one line and exits 1; Ctrl-C exits 
 from __future__ import annotations
 
 import sys
+import warnings
 
 import click
 import typer
@@ -52,6 +53,8 @@ def _register() -> None:
 
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point."""
+    # W&B's `sweeps` package still uses pydantic v1-style config keys; its warning is noise here.
+    warnings.filterwarnings("ignore", message="Valid config keys have changed in V2")
     _register()
     try:
         code = app(args=argv, standalone_mode=False)

@@ -1,0 +1,372 @@
+"""Sweep agents: claim a run, train it with the shared training function, repeat.
+
+One `Agent` is one worker process. For a local sweep it loops on
+``store.claim_run`` (one transaction: exactly-once claims across processes and
+machines), trains the claimed config with `lrtrack.train.run`, logging to an
+offline or online W&B run, and records every epoch in the store. A background
+`Heartbeat` keeps the attempt alive by the database clock; an attempt whose
+agent died is requeued by whichever agent claims next after the grace period.
+
+`supervise` starts several agent processes (one per GPU with
+``CUDA_VISIBLE_DEVICES`` set, or N CPU workers), forwards SIGINT/SIGTERM to
+them and reports each one's exit.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import signal
+import socket
+import string
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Callable
+
+from lrtrack import sweep as sweeps_lib
+from lrtrack.errors import LrtrackError, StoreError, UserError
+
+if TYPE_CHECKING:
+    from lrtrack.store import AttemptRecord, RunRecord, Store, SweepRecord
+
+#: Why an agent stopped, as printed when it exits 0.
+DONE_MESSAGES = {
+    "exhausted": "the search space is exhausted and no run is in flight",
+    "finished": "the sweep is finished",
+    "run_cap": "the sweep's run_cap is reached",
+    "paused": "the sweep is paused (lrtrack sweep resume ID to continue)",
+    "cancelled": "the sweep is cancelled",
+    "count": "--count runs done",
+}
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised in the main thread so a run stops cleanly (exit code 143)."""
+
+    exit_code = 143
+
+
+def raise_on_sigterm() -> None:
+    """Turn SIGTERM into `Terminated` (Ctrl-C already raises KeyboardInterrupt)."""
+
+    def handler(signum, frame):
+        raise Terminated()
+
+    signal.signal(signal.SIGTERM, handler)
+
+
+@dataclass
+class AgentSettings:
+    """How an agent behaves. Defaults suit runs of seconds to hours."""
+
+    count: int | None = None  #: stop after this many runs
+    heartbeat_seconds: float = 15.0  #: how often a running attempt heartbeats
+    grace_seconds: float = 120.0  #: an attempt silent this long is requeued
+    poll_seconds: float = 2.0  #: idle wait while other agents' runs are in flight
+    max_attempts: int = 3  #: attempts before a run is marked failed
+    offline: bool = False  #: force offline W&B runs
+    worker: str = field(default_factory=lambda: default_worker_name())
+
+
+@dataclass
+class AgentOutcome:
+    reason: str
+    runs: int
+
+    @property
+    def message(self) -> str:
+        return DONE_MESSAGES.get(self.reason, self.reason)
+
+
+class Heartbeat:
+    """A daemon thread that heartbeats an attempt and notices stop requests."""
+
+    def __init__(self, store: Store, attempt_id: int, interval: float) -> None:
+        self.store, self.attempt_id, self.interval = store, attempt_id, interval
+        self.stop_requested = threading.Event()
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="lrtrack-heartbeat", daemon=True)
+
+    def __enter__(self) -> Heartbeat:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._done.set()
+        self._thread.join(timeout=self.interval + 5)
+
+    def _loop(self) -> None:
+        while not self._done.wait(self.interval):
+            try:
+                if self.store.heartbeat(self.attempt_id):
+                    self.stop_requested.set()
+            except StoreError:
+                pass  # the database may be restarting: try again next beat
+
+
+@dataclass
+class Member:
+    """One claimed attempt, ready to train: its run, config, W&B logger and heartbeat."""
+
+    run: RunRecord
+    attempt: AttemptRecord
+    config: Any
+    logger: Any
+    label: str
+    heartbeat: Heartbeat | None = None
+
+
+class Agent:
+    """One worker pulling runs of one sweep until it has nothing left to do.
+
+    With ``pack`` > 1 it claims up to that many runs at a time and trains those
+    that share a `lrtrack.pack.pack_key` together in one process.
+    """
+
+    def __init__(self, store: Store, sweep_id: str, settings: AgentSettings | None = None,
+                 report: Callable[[str], None] | None = None, pack: int = 1) -> None:
+        self.store = store
+        self.sweep = store.get_sweep(sweep_id)
+        self.settings = settings or AgentSettings()
+        self.report = report or (lambda line: print(line, flush=True))
+        self.pack = pack
+        self.next_config = sweeps_lib.propose(self.sweep.wandb_config)
+
+    def run(self) -> AgentOutcome:
+        """Claim and train runs until the sweep is done, ``count`` is reached, or a signal."""
+        if self.sweep.backend == "wandb":
+            return self._run_wandb()
+        done, waiting = 0, False
+        while self.settings.count is None or done < self.settings.count:
+            limit = self.pack if self.settings.count is None else min(self.pack, self.settings.count - done)
+            claims, reason = self._claim(limit)
+            if not claims:
+                if reason != "wait":
+                    return AgentOutcome(reason, done)
+                if not waiting:
+                    self.report(f"[{self.settings.worker}] waiting for runs in flight on other agents")
+                waiting = True
+                time.sleep(self.settings.poll_seconds)
+                continue
+            waiting = False
+            for group in self._groups(claims):
+                self._train_group(group)
+            done += len(claims)
+        return AgentOutcome("count", done)
+
+    def _groups(self, claims: list[tuple[RunRecord, AttemptRecord]]) -> list[list[tuple[RunRecord, AttemptRecord]]]:
+        """Claims split into groups that can train together (same model, data, batch size...)."""
+        if len(claims) == 1:
+            return [claims]
+        from lrtrack.pack import pack_key
+
+        groups: dict[Any, list] = {}
+        for run, attempt in claims:
+            try:
+                key = pack_key(sweeps_lib.train_config(self.sweep, run))
+            except UserError:
+                key = ("invalid", run.id)
+            groups.setdefault(key, []).append((run, attempt))
+        return list(groups.values())
+
+    def _claim(self, limit: int) -> tuple[list[tuple[RunRecord, AttemptRecord]], str | None]:
+        """Up to ``limit`` claimed (run, attempt) pairs, and the reason claiming stopped."""
+        claims: list[tuple[RunRecord, AttemptRecord]] = []
+        while len(claims) < limit:
+            claim = self.store.claim_run(
+                self.sweep.id, self.settings.worker, self.next_config,
+                grace_seconds=self.settings.grace_seconds, max_attempts=self.settings.max_attempts,
+            )
+            if claim.run is None:
+                return claims, claim.reason
+            claims.append((claim.run, claim.attempt))
+        return claims, None
+
+    def _prepare(self, run: RunRecord, attempt: AttemptRecord) -> Member | None:
+        """Config and W&B logger of a claimed attempt; None (attempt failed) if the config is invalid."""
+        from lrtrack.tracking import WandbLogger
+
+        try:
+            config = sweeps_lib.train_config(self.sweep, run)
+        except UserError as exc:
+            self.store.finish_attempt(attempt.id, "failed", {"state": "failed", "error": "; ".join(exc.problems)},
+                                      max_attempts=1)
+            self.report(f"run {run.number}: invalid config: {exc}")
+            return None
+        label = sweeps_lib.run_label(self.sweep, config)
+        wandb_id = new_run_id()
+        self.store.set_wandb_run_id(attempt.id, wandb_id)
+        logger = WandbLogger(
+            self.sweep.project, self.sweep.entity,
+            mode="offline" if self.settings.offline else None,
+            name=label, group=self.sweep.id, run_id=wandb_id,
+            tags=[self.sweep.name, "lrtrack", f"attempt-{attempt.number}"],
+            extra_config={"sweep_id": self.sweep.id, "run_number": run.number, "attempt": attempt.number},
+        )
+        self.report(f"run {run.number} attempt {attempt.number}: {label} (W&B run {wandb_id})")
+        return Member(run, attempt, config, logger, label)
+
+    def _train_group(self, claims: list[tuple[RunRecord, AttemptRecord]]) -> None:
+        """Train claimed attempts (alone, or packed together) and record how each ended."""
+        from lrtrack.train import run as train_run
+
+        members = [m for m in (self._prepare(run, attempt) for run, attempt in claims) if m is not None]
+        if not members:
+            return
+        with contextlib.ExitStack() as stack:
+            for member in members:
+                member.heartbeat = stack.enter_context(
+                    Heartbeat(self.store, member.attempt.id, self.settings.heartbeat_seconds))
+            hooks = [self._epoch_hook(member) for member in members]
+            try:
+                if len(members) == 1:
+                    results = [train_run(members[0].config, members[0].logger, on_epoch=hooks[0])]
+                else:
+                    from lrtrack.pack import run_packed
+
+                    results = run_packed([m.config for m in members], [m.logger for m in members], hooks)
+            except KeyboardInterrupt:
+                for member in members:
+                    self._finish(member, "interrupted", {"state": "interrupted"})
+                raise
+            except LrtrackError as exc:
+                for member in members:
+                    self._finish(member, "failed", {"state": "failed", "error": str(exc)})
+                return
+        for member, result in zip(members, results):
+            self._finish(member, result.state, result.summary)
+
+    def _finish(self, member: Member, state: str, summary: dict[str, Any]) -> None:
+        self.store.finish_attempt(member.attempt.id, state, summary, max_attempts=self.settings.max_attempts)
+        metric = self.sweep.wandb_config.get("metric", {}).get("name", "val/acc")
+        value = summary.get(metric)
+        shown = f" {metric} {value:.4f}" if isinstance(value, float) else ""
+        requeue = " (requeued)" if state in ("interrupted", "failed", "crashed") else ""
+        self.report(f"run {member.run.number} attempt {member.attempt.number}: {state}{shown}{requeue}")
+
+    def _epoch_hook(self, member: Member):
+        """After each epoch: store the row, then stop if asked to or if hyperband says so."""
+        early_terminate = bool(self.sweep.wandb_config.get("early_terminate"))
+
+        def hook(metrics: dict[str, Any]) -> str | None:
+            self.store.log_epoch(member.attempt.id, metrics)
+            if member.heartbeat is not None and member.heartbeat.stop_requested.is_set():
+                self.report(f"run {member.run.number}: the sweep was cancelled; stopping after epoch {metrics['epoch']}")
+                return "cancelled"
+            if early_terminate and sweeps_lib.should_stop(
+                self.sweep.wandb_config, self.store.runs(self.sweep.id), member.run.id
+            ):
+                self.report(f"run {member.run.number}: stopped early by hyperband after epoch {metrics['epoch']}")
+                return "early-stopped"
+            return None
+
+        return hook
+
+    def _run_wandb(self) -> AgentOutcome:
+        """W&B's hosted controller hands out configs; the training function is the same."""
+        import wandb
+
+        from lrtrack.config import make_train_config
+        from lrtrack.tracking import WandbLogger
+        from lrtrack.train import run as train_run
+
+        runs = 0
+
+        def train_from_wandb_config() -> None:
+            nonlocal runs
+            run = wandb.init()
+            config = make_train_config(dict(run.config), source=f"W&B sweep {self.sweep.id}")
+            train_run(config, WandbLogger.attach(run))
+            runs += 1
+
+        wandb.agent(self.sweep.id, function=train_from_wandb_config, project=self.sweep.project,
+                    entity=self.sweep.entity, count=self.settings.count)
+        return AgentOutcome("finished" if self.settings.count is None else "count", runs)
+
+
+def default_worker_name() -> str:
+    """``host:pid``, plus the supervisor's slot name (e.g. ``gpu0.0``) when there is one."""
+    slot = os.environ.get("LRTRACK_WORKER")
+    return f"{socket.gethostname()}:{os.getpid()}" + (f":{slot}" if slot else "")
+
+
+def new_run_id() -> str:
+    """An 8-character W&B-style run id (lowercase letters and digits)."""
+    alphabet = string.ascii_lowercase + string.digits
+    return "".join(secrets.choice(alphabet) for _ in range(8))
+
+
+# ---------------------------------------------------------------- several workers
+
+
+def parse_gpus(value: str) -> list[str]:
+    """``0,1,3`` -> ["0", "1", "3"]; ``all`` -> every visible CUDA device."""
+    if value == "all":
+        import torch
+
+        count = torch.cuda.device_count()
+        if count == 0:
+            raise UserError("--gpus all: no CUDA device is visible on this machine")
+        return [str(i) for i in range(count)]
+    gpus = [part.strip() for part in value.split(",") if part.strip()]
+    if not gpus or not all(part.isdigit() for part in gpus):
+        raise UserError(f"--gpus: expected a list like 0,1,2 or 'all', not {value!r}")
+    return gpus
+
+
+@dataclass
+class Worker:
+    name: str
+    env: dict[str, str]
+
+
+def workers_for(gpus: list[str] | None, per_gpu: int, cpu_workers: int) -> list[Worker]:
+    """One worker per GPU slot (``per_gpu`` each) with CUDA_VISIBLE_DEVICES, else N CPU workers."""
+    if gpus:
+        return [Worker(f"gpu{gpu}.{k}", {"CUDA_VISIBLE_DEVICES": gpu}) for gpu in gpus for k in range(per_gpu)]
+    return [Worker(f"cpu{k}", {}) for k in range(cpu_workers)]
+
+
+def supervise(sweep_id: str, workers: list[Worker], agent_args: list[str], store_url: str,
+              report: Callable[[str], None]) -> int:
+    """Run one ``lrtrack agent`` process per worker; forward signals; report each exit.
+
+    The store URL travels in ``LRTRACK_STORE`` (never on a command line, where
+    ``ps`` would show a password). Returns 0 when every worker exited 0, else
+    130/143 after a forwarded signal, else the first non-zero code.
+    """
+    procs: list[tuple[Worker, subprocess.Popen]] = []
+    received: list[int] = []
+
+    def forward(signum, frame):
+        received.append(signum)
+        for _, proc in procs:
+            if proc.poll() is None:
+                proc.send_signal(signum)
+
+    previous = {sig: signal.signal(sig, forward) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        for worker in workers:
+            env = {**os.environ, **worker.env, "LRTRACK_STORE": store_url, "LRTRACK_WORKER": worker.name}
+            cmd = [sys.executable, "-m", "lrtrack", "agent", sweep_id, *agent_args]
+            procs.append((worker, subprocess.Popen(cmd, env=env)))
+        codes = []
+        for worker, proc in procs:
+            while True:
+                try:
+                    code = proc.wait()
+                    break
+                except KeyboardInterrupt:  # pragma: no cover - the handler above forwards instead
+                    continue
+            codes.append(code)
+            report(f"worker {worker.name} (pid {proc.pid}) exited with code {code}")
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    if received:
+        return 143 if received[-1] == signal.SIGTERM else 130
+    return next((code for code in codes if code != 0), 0)

@@ -1,0 +1,75 @@
+"""``lrtrack agent``: run workers for a sweep on this machine (one per GPU with --gpus)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Annotated, Optional
+
+import typer
+
+from lrtrack.cli import app
+from lrtrack.cli.options import StoreOpt, SweepIdArg
+
+if TYPE_CHECKING:
+    from lrtrack.agent import AgentSettings
+    from lrtrack.store import Store
+
+
+@app.command()
+def agent(
+    sweep_id: SweepIdArg,
+    count: Annotated[Optional[int], typer.Option(min=1, help="Stop after this many runs (per worker).")] = None,
+    gpus: Annotated[Optional[str], typer.Option(help="0,1,... or all: one worker per GPU with CUDA_VISIBLE_DEVICES set.")] = None,
+    per_gpu: Annotated[int, typer.Option(min=1, help="Workers per GPU with --gpus.")] = 1,
+    workers: Annotated[int, typer.Option(min=1, help="CPU worker processes (without --gpus).")] = 1,
+    pack: Annotated[int, typer.Option(min=1, help="Train up to K compatible configs together.")] = 1,
+    offline: Annotated[bool, typer.Option("--offline", help="Force offline W&B runs.")] = False,
+    heartbeat_seconds: Annotated[float, typer.Option(min=0.05, help="Heartbeat interval of a running run.")] = 15.0,
+    grace_seconds: Annotated[float, typer.Option(min=0.1, help="A run silent this long is requeued.")] = 120.0,
+    poll_seconds: Annotated[float, typer.Option(min=0.01, help="Idle wait while other agents' runs are in flight.")] = 2.0,
+    max_attempts: Annotated[int, typer.Option(min=1, help="Attempts before a run is marked failed.")] = 3,
+    store: StoreOpt = None,
+) -> None:
+    """Pull configs from a sweep and train them until the sweep is done."""
+    from lrtrack.agent import AgentSettings, parse_gpus
+    from lrtrack.store import open_store
+
+    gpu_list = parse_gpus(gpus) if gpus else None
+    settings = AgentSettings(count=count, heartbeat_seconds=heartbeat_seconds, grace_seconds=grace_seconds,
+                             poll_seconds=poll_seconds, max_attempts=max_attempts, offline=offline)
+    with open_store(store) as opened:
+        code = run_agents(opened, sweep_id, settings, gpus=gpu_list, per_gpu=per_gpu, workers=workers, pack=pack)
+    if code:
+        raise typer.Exit(code)
+
+
+def run_agents(store: Store, sweep_id: str, settings: AgentSettings, *, gpus: list[str] | None, per_gpu: int,
+               workers: int, pack: int) -> int:
+    """One agent in this process, or a supervisor of several; returns the exit code."""
+    from lrtrack.agent import Agent, raise_on_sigterm, supervise, workers_for
+    from lrtrack.cli.display import console
+
+    def report(line: str) -> None:
+        console.print(line, markup=False)
+
+    sweep = store.get_sweep(sweep_id)  # unknown id: one clear error before any process starts
+    slots = workers_for(gpus, per_gpu, workers)
+    if len(slots) > 1 or gpus:
+        args = _agent_args(settings, pack)
+        code = supervise(sweep.id, slots, args, store.raw_url, report)
+        report(f"sweep {sweep.id}: all workers exited")
+        return code
+    raise_on_sigterm()
+    outcome = Agent(store, sweep.id, settings, report, pack=pack).run()
+    report(f"agent exits: {outcome.message} ({outcome.runs} run{'s' if outcome.runs != 1 else ''} trained here)")
+    return 0
+
+
+def _agent_args(settings: AgentSettings, pack: int) -> list[str]:
+    args = ["--heartbeat-seconds", str(settings.heartbeat_seconds), "--grace-seconds", str(settings.grace_seconds),
+            "--poll-seconds", str(settings.poll_seconds), "--max-attempts", str(settings.max_attempts),
+            "--pack", str(pack)]
+    if settings.count:
+        args += ["--count", str(settings.count)]
+    if settings.offline:
+        args.append("--offline")
+    return args

@@ -1,0 +1,14 @@
+"""Options shared by several commands."""
+
+from __future__ import annotations
+
+from typing import Annotated, Optional
+
+import typer
+
+StoreOpt = Annotated[
+    Optional[str],
+    typer.Option("--store", help="Store URL: sqlite:///path or postgresql://... (default $LRTRACK_STORE or .lrtrack/store.db).",
+                 show_default=False),
+]
+SweepIdArg = Annotated[str, typer.Argument(help="Sweep id (as printed by `lrtrack sweep create`).")]

@@ -1,0 +1,120 @@
+"""``lrtrack sweep ...``: create, run, list, show, pause, resume and cancel sweeps."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from lrtrack.cli import app
+from lrtrack.cli.options import StoreOpt, SweepIdArg
+
+sweep_app = typer.Typer(help="Create, run and inspect sweeps.", no_args_is_help=True)
+app.add_typer(sweep_app, name="sweep")
+
+SpecArg = Annotated[Path, typer.Argument(help="Sweep definition, e.g. sweeps/study-a.yaml.")]
+BackendOpt = Annotated[Optional[str], typer.Option(help="local (offline, lrtrack's store) or wandb (hosted controller). Default: wandb when logged in, else local.")]
+
+
+@sweep_app.command("create")
+def create(spec: SpecArg, backend: BackendOpt = None, store: StoreOpt = None) -> None:
+    """Register a sweep; prints its id as the last line."""
+    from lrtrack.config import load_spec
+    from lrtrack.store import open_store
+    from lrtrack.sweep import create_sweep
+
+    sweep_spec = load_spec(spec)
+    with open_store(store) as opened:
+        record = create_sweep(sweep_spec, opened, backend)
+        typer.echo(f"created {record.backend} sweep {record.name!r} in {opened.url}", err=True)
+    typer.echo(record.id)
+
+
+@sweep_app.command("run")
+def run_sweep(
+    spec: SpecArg,
+    workers: Annotated[int, typer.Option(min=1, help="Agent processes on this machine.")] = 1,
+    pack: Annotated[int, typer.Option(min=1, help="Train up to K compatible configs together in each agent.")] = 1,
+    count: Annotated[Optional[int], typer.Option(min=1, help="Runs per agent (default: until the sweep is done).")] = None,
+    offline: Annotated[bool, typer.Option("--offline", help="Force offline W&B runs.")] = False,
+    store: StoreOpt = None,
+) -> None:
+    """Create a local sweep and run agents until it is done: the one-command study."""
+    from lrtrack.agent import AgentSettings
+    from lrtrack.cli.agent import run_agents
+    from lrtrack.config import load_spec
+    from lrtrack.store import open_store
+    from lrtrack.sweep import create_sweep
+
+    sweep_spec = load_spec(spec)
+    with open_store(store) as opened:
+        record = create_sweep(sweep_spec, opened, "local")
+        typer.echo(f"created local sweep {record.name!r} ({record.id}) in {opened.url}", err=True)
+        settings = AgentSettings(count=count, offline=offline)
+        code = run_agents(opened, record.id, settings, gpus=None, per_gpu=1, workers=workers, pack=pack)
+    typer.echo(record.id)
+    if code:
+        raise typer.Exit(code)
+
+
+@sweep_app.command("list")
+def list_sweeps(store: StoreOpt = None) -> None:
+    """All sweeps in the store."""
+    from rich.table import Table
+
+    from lrtrack.cli.display import console
+    from lrtrack.store import open_store
+
+    with open_store(store) as opened:
+        table = Table("id", "name", "backend", "state", "runs", "created")
+        for record in opened.list_sweeps():
+            runs = opened.runs(record.id)
+            finished = sum(run.state == "finished" for run in runs)
+            table.add_row(record.id, record.name, record.backend, record.state, f"{finished}/{len(runs)} finished",
+                          f"{record.created_at:%Y-%m-%d %H:%M}")
+    console.print(table)
+
+
+@sweep_app.command("show")
+def show(sweep_id: SweepIdArg, as_json: Annotated[bool, typer.Option("--json", help="One JSON object.")] = False,
+         store: StoreOpt = None) -> None:
+    """State counts and every run's config, state, attempts and metrics."""
+    from lrtrack.cli.display import print_sweep
+    from lrtrack.store import open_store
+    from lrtrack.sweep import describe
+
+    with open_store(store) as opened:
+        description = describe(opened, sweep_id)
+    if as_json:
+        typer.echo(json.dumps(description, indent=2, default=str))
+    else:
+        print_sweep(description)
+
+
+def _set_state(sweep_id: str, state: str, store: str | None) -> None:
+    from lrtrack.store import open_store
+    from lrtrack.sweep import set_state
+
+    with open_store(store) as opened:
+        record = set_state(opened, sweep_id, state)
+    typer.echo(f"sweep {record.id} is {record.state}")
+
+
+@sweep_app.command("pause")
+def pause(sweep_id: SweepIdArg, store: StoreOpt = None) -> None:
+    """Agents finish their current run, then exit."""
+    _set_state(sweep_id, "paused", store)
+
+
+@sweep_app.command("resume")
+def resume(sweep_id: SweepIdArg, store: StoreOpt = None) -> None:
+    """Let agents claim runs again."""
+    _set_state(sweep_id, "running", store)
+
+
+@sweep_app.command("cancel")
+def cancel(sweep_id: SweepIdArg, store: StoreOpt = None) -> None:
+    """Stop the sweep: running runs stop at their next epoch, agents exit."""
+    _set_state(sweep_id, "cancelled", store)

@@ -1,0 +1,660 @@
+"""The sweep store: sweeps, their runs, attempts and per-epoch history in a real database.
+
+Shaped like optuna's storages. `Store` is the interface: small documented methods,
+with the helpers every backend shares written once in it. `SqlStore` implements
+it with SQLAlchemy for embedded SQLite (the default, ``.lrtrack/store.db``) and
+PostgreSQL (many machines sharing one store). `open_store(url)` picks and opens one.
+
+Vocabulary
+----------
+- A **sweep** is one registered `SweepSpec` (its id is what ``lrtrack agent`` takes).
+- A **run** is one config W&B's ``sweeps`` engine proposed (``{"lr": 0.001}``);
+  it is ``pending`` until claimed, ``running``, then ends ``finished``,
+  ``diverged``, ``early-stopped``, ``failed`` or ``cancelled``.
+- An **attempt** is one try at training a run, by one agent; it has its own W&B
+  run id, heartbeat, per-epoch history and summary. A run whose agent died is
+  requeued (its attempt marked ``crashed``) and tried again, up to ``max_attempts``.
+
+Exactly-once claims
+-------------------
+`Store.claim_run` is one transaction that locks the sweep first (``BEGIN
+IMMEDIATE`` on SQLite, ``SELECT ... FOR UPDATE`` on PostgreSQL), requeues stale
+attempts, then hands out a pending run or asks the engine for a new config. No
+two agents can interleave inside it, so no grid point is run twice or skipped.
+Every time (heartbeats, staleness) comes from the database's clock, never from
+the agents' clocks, which may disagree across machines.
+
+Every driver error leaves the store as one `StoreError` naming the store (the
+password masked); lost connections are retried with backoff first, so agents
+ride out a database restart.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import secrets
+import string
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Iterator
+
+from lrtrack.errors import StoreError, StoreOpenError, UnknownSweepError
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Connection, Engine
+
+#: Where the store lives when neither ``--store`` nor ``$LRTRACK_STORE`` says.
+DEFAULT_STORE = "sqlite:///.lrtrack/store.db"
+#: Bumped whenever the tables change; a store of another version is refused on open.
+SCHEMA_VERSION = 1
+
+#: Run states in which a run is over for good.
+RUN_DONE = ("finished", "diverged", "early-stopped", "failed", "cancelled")
+#: Attempt states after which the run goes back to ``pending`` (while attempts are left).
+RETRYABLE = ("crashed", "failed", "interrupted")
+
+#: Proposes the next config from the sweep's runs so far, or None when the search is exhausted.
+Proposer = Callable[[list["RunRecord"]], "dict[str, Any] | None"]
+
+
+# ---------------------------------------------------------------- records
+
+
+@dataclass(frozen=True)
+class SweepRecord:
+    id: str
+    name: str
+    backend: str  #: ``local`` (runs live here) or ``wandb`` (W&B's hosted controller)
+    state: str  #: ``running``, ``paused``, ``cancelled`` or ``finished``
+    spec: dict[str, Any]  #: ``SweepSpec.model_dump(mode="json")``
+    wandb_config: dict[str, Any]  #: ``SweepSpec.to_wandb()``: what the sweeps engine reads
+    project: str
+    entity: str | None
+    created_at: datetime
+
+
+@dataclass
+class AttemptRecord:
+    id: int
+    run_id: int
+    number: int
+    state: str  #: ``running``, ``crashed``, ``interrupted`` or the run state it ended in
+    worker: str
+    wandb_run_id: str | None
+    started_at: datetime
+    ended_at: datetime | None
+    summary: dict[str, Any] = field(default_factory=dict)
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass
+class RunRecord:
+    id: int
+    sweep_id: str
+    number: int
+    config: dict[str, Any]  #: the engine's proposal, flat: ``{"lr": 0.001}``
+    state: str
+    attempts: list[AttemptRecord] = field(default_factory=list)
+
+    @property
+    def latest(self) -> AttemptRecord | None:
+        return self.attempts[-1] if self.attempts else None
+
+    @property
+    def summary(self) -> dict[str, Any]:
+        """The latest attempt's summary (what the engine and reports read)."""
+        return self.latest.summary if self.latest else {}
+
+    @property
+    def history(self) -> list[dict[str, Any]]:
+        """The latest attempt's per-epoch rows."""
+        return self.latest.history if self.latest else []
+
+
+@dataclass
+class Claim:
+    """What `Store.claim_run` hands out: a run and its new attempt, or the reason there is none.
+
+    Reasons: ``wait`` (nothing to claim now, but runs are in flight elsewhere),
+    ``exhausted``, ``run_cap``, ``paused``, ``cancelled``, ``finished``.
+    """
+
+    run: RunRecord | None = None
+    attempt: AttemptRecord | None = None
+    reason: str | None = None
+
+
+# ---------------------------------------------------------------- the interface
+
+
+class Store:
+    """Sweeps, runs and attempts. Every method is one transaction.
+
+    Subclasses implement the abstract methods; the helpers below them are shared.
+    """
+
+    #: The store's URL with any password masked: safe to print and log.
+    url: str
+    #: The URL as given (with the password): only for handing to child agents.
+    raw_url: str
+
+    # -- sweeps
+    def create_sweep(self, *, name: str, backend: str, spec: dict[str, Any], wandb_config: dict[str, Any],
+                     project: str, entity: str | None, sweep_id: str | None = None) -> SweepRecord:
+        """Register a sweep; ``sweep_id`` None draws a fresh 8-character id."""
+        raise NotImplementedError
+
+    def get_sweep(self, sweep_id: str) -> SweepRecord:
+        """The sweep, or `UnknownSweepError`."""
+        raise NotImplementedError
+
+    def list_sweeps(self) -> list[SweepRecord]:
+        """All sweeps, newest first."""
+        raise NotImplementedError
+
+    def set_sweep_state(self, sweep_id: str, state: str) -> None:
+        """Pause, resume, cancel or finish a sweep. Cancelling also cancels its pending runs."""
+        raise NotImplementedError
+
+    # -- runs
+    def runs(self, sweep_id: str) -> list[RunRecord]:
+        """Every run of the sweep with its attempts and their histories, in proposal order."""
+        raise NotImplementedError
+
+    def claim_run(self, sweep_id: str, worker: str, propose: Proposer, *, grace_seconds: float,
+                  max_attempts: int) -> Claim:
+        """Atomically: requeue attempts silent for ``grace_seconds``, then claim a pending run
+        or a new one from ``propose``. See the module docstring."""
+        raise NotImplementedError
+
+    # -- attempts
+    def set_wandb_run_id(self, attempt_id: int, wandb_run_id: str) -> None:
+        """Record which W&B run belongs to the attempt."""
+        raise NotImplementedError
+
+    def heartbeat(self, attempt_id: int) -> bool:
+        """Mark the attempt alive (database clock); True when it should stop (sweep cancelled)."""
+        raise NotImplementedError
+
+    def log_epoch(self, attempt_id: int, metrics: dict[str, Any]) -> None:
+        """Store one epoch's metrics row (and count as a heartbeat)."""
+        raise NotImplementedError
+
+    def finish_attempt(self, attempt_id: int, state: str, summary: dict[str, Any], *, max_attempts: int) -> None:
+        """End the attempt in ``state``. Its run ends too, or goes back to pending when the
+        state is retryable and attempts are left."""
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Release connections."""
+
+    # -- shared helpers
+    def get_run(self, sweep_id: str, number: int) -> RunRecord:
+        for run in self.runs(sweep_id):
+            if run.number == number:
+                return run
+        raise UnknownSweepError(f"sweep {sweep_id} has no run {number}")
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+
+def new_sweep_id() -> str:
+    """An 8-character id of lowercase letters and digits, like W&B's."""
+    alphabet = string.ascii_lowercase + string.digits
+    return "".join(secrets.choice(alphabet) for _ in range(8))
+
+
+def run_state_after(attempt_state: str, attempts_made: int, max_attempts: int) -> str:
+    """The run's state once an attempt ended in ``attempt_state``."""
+    if attempt_state == "interrupted":
+        return "pending"  # stopped on purpose (Ctrl-C, SIGTERM): always worth another try
+    if attempt_state in RETRYABLE:
+        return "pending" if attempts_made < max_attempts else "failed"
+    return attempt_state
+
+
+# ---------------------------------------------------------------- SQLAlchemy implementation
+
+
+def _tables():
+    """The schema (built lazily: SQLAlchemy is imported only when a store is opened)."""
+    from sqlalchemy import Column, Float, ForeignKey, Integer, MetaData, String, Table, Text, UniqueConstraint
+    from sqlalchemy.types import TypeDecorator
+
+    class JSONText(TypeDecorator):
+        """JSON kept as text: NaN/inf survive (a diverged loss), and nothing is ever unpickled."""
+
+        impl = Text
+        cache_ok = True
+
+        def process_bind_param(self, value, dialect):
+            return None if value is None else json.dumps(value, default=str)
+
+        def process_result_value(self, value, dialect):
+            return None if value is None else json.loads(value)
+
+    metadata = MetaData()
+    Table("lrtrack_meta", metadata, Column("key", String(64), primary_key=True), Column("value", Text, nullable=False))
+    Table(
+        "lrtrack_sweeps", metadata,
+        Column("id", String(64), primary_key=True),
+        Column("name", String(256), nullable=False),
+        Column("backend", String(16), nullable=False),
+        Column("state", String(16), nullable=False),
+        Column("spec", JSONText, nullable=False),
+        Column("wandb_config", JSONText, nullable=False),
+        Column("project", String(256), nullable=False),
+        Column("entity", String(256)),
+        Column("created_at", Float, nullable=False),
+    )
+    Table(
+        "lrtrack_runs", metadata,
+        Column("id", Integer, primary_key=True, autoincrement=True),
+        Column("sweep_id", String(64), ForeignKey("lrtrack_sweeps.id", ondelete="CASCADE"), nullable=False, index=True),
+        Column("number", Integer, nullable=False),
+        Column("config", JSONText, nullable=False),
+        Column("state", String(16), nullable=False),
+        UniqueConstraint("sweep_id", "number"),
+    )
+    Table(
+        "lrtrack_attempts", metadata,
+        Column("id", Integer, primary_key=True, autoincrement=True),
+        Column("run_id", Integer, ForeignKey("lrtrack_runs.id", ondelete="CASCADE"), nullable=False, index=True),
+        Column("number", Integer, nullable=False),
+        Column("state", String(16), nullable=False),
+        Column("worker", String(256), nullable=False),
+        Column("wandb_run_id", String(64)),
+        Column("started_at", Float, nullable=False),
+        Column("heartbeat_at", Float, nullable=False),
+        Column("ended_at", Float),
+        Column("summary", JSONText),
+        UniqueConstraint("run_id", "number"),
+    )
+    Table(
+        "lrtrack_epochs", metadata,
+        Column("attempt_id", Integer, ForeignKey("lrtrack_attempts.id", ondelete="CASCADE"), primary_key=True),
+        Column("epoch", Integer, primary_key=True),
+        Column("metrics", JSONText, nullable=False),
+    )
+    return metadata
+
+
+class SqlStore(Store):
+    """The store on SQLite or PostgreSQL through SQLAlchemy Core.
+
+    The two databases differ in three places only, all in this class: how a
+    transaction takes the write lock (`_begin_immediate` for SQLite, ``FOR
+    UPDATE`` on the sweep row for PostgreSQL), how the database clock is read
+    (`_now`), and how schema creation is serialised (`_create_schema`).
+    """
+
+    #: How long an operation keeps retrying a lost connection (database restarting).
+    retry_seconds: float = 120.0
+
+    def __init__(self, url: str, engine: Engine) -> None:
+        self.raw_url = url
+        self.url = engine.url.render_as_string(hide_password=True)
+        self._engine = engine
+        self._metadata = _tables()
+        t = self._metadata.tables
+        self._sweeps, self._runs = t["lrtrack_sweeps"], t["lrtrack_runs"]
+        self._attempts, self._epochs, self._meta = t["lrtrack_attempts"], t["lrtrack_epochs"], t["lrtrack_meta"]
+        self._is_sqlite = engine.dialect.name == "sqlite"
+
+    # -- transactions
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[Connection]:
+        """One transaction: commit on success, roll back on any error; driver errors become `StoreError`."""
+        from sqlalchemy.exc import SQLAlchemyError
+
+        try:
+            with self._engine.begin() as conn:
+                yield conn
+        except SQLAlchemyError as exc:
+            raise StoreError(f"store {self.url}: {_driver_message(exc)}") from exc
+
+    def _do(self, operation: Callable[[Connection], Any]) -> Any:
+        """Run ``operation`` in a transaction, retrying with backoff while the connection is lost.
+
+        A lost connection rolls the transaction back, so running it again is safe.
+        """
+        deadline = time.monotonic() + self.retry_seconds
+        delay = 0.25
+        while True:
+            try:
+                with self._transaction() as conn:
+                    return operation(conn)
+            except StoreError as exc:
+                if not _is_disconnect(exc.__cause__) or time.monotonic() + delay > deadline:
+                    raise
+                time.sleep(delay)
+                delay = min(delay * 2, 5.0)
+
+    def _now(self, conn: Connection) -> float:
+        """Seconds since the epoch by the database's clock (shared by every agent)."""
+        from sqlalchemy import text
+
+        if self._is_sqlite:
+            return float(conn.execute(text("SELECT (julianday('now') - 2440587.5) * 86400.0")).scalar_one())
+        return float(conn.execute(text("SELECT extract(epoch from clock_timestamp())")).scalar_one())
+
+    def _create_schema(self) -> None:
+        """Create the tables on first use; refuse a store of another schema version."""
+        from sqlalchemy import inspect, select, text
+
+        def create(conn: Connection) -> None:
+            if not self._is_sqlite:  # several agents may open a new database at once
+                conn.execute(text("SELECT pg_advisory_xact_lock(7163124)"))
+            names = set(inspect(conn).get_table_names())
+            if "lrtrack_meta" not in names:
+                if names and self._is_sqlite:
+                    raise StoreOpenError(f"{self.url}: not an lrtrack store (it holds other tables)")
+                self._metadata.create_all(conn)
+                conn.execute(self._meta.insert().values(key="schema_version", value=str(SCHEMA_VERSION)))
+                return
+            version = conn.execute(select(self._meta.c.value).where(self._meta.c.key == "schema_version")).scalar()
+            if version != str(SCHEMA_VERSION):
+                raise StoreOpenError(
+                    f"{self.url}: store schema version {version}, this lrtrack needs {SCHEMA_VERSION} "
+                    "(use a new store, or the lrtrack version that created it)"
+                )
+
+        with self._transaction() as conn:
+            create(conn)
+
+    # -- sweeps
+
+    def create_sweep(self, *, name, backend, spec, wandb_config, project, entity, sweep_id=None) -> SweepRecord:
+        def insert(conn: Connection) -> str:
+            new_id = sweep_id or new_sweep_id()
+            conn.execute(self._sweeps.insert().values(
+                id=new_id, name=name, backend=backend, state="running", spec=spec, wandb_config=wandb_config,
+                project=project, entity=entity, created_at=self._now(conn),
+            ))
+            return new_id
+
+        return self.get_sweep(self._do(insert))
+
+    def get_sweep(self, sweep_id: str) -> SweepRecord:
+        from sqlalchemy import select
+
+        row = self._do(lambda conn: conn.execute(select(self._sweeps).where(self._sweeps.c.id == sweep_id)).first())
+        if row is None:
+            raise UnknownSweepError(f"unknown sweep id {sweep_id!r} in store {self.url}")
+        return _sweep_record(row)
+
+    def list_sweeps(self) -> list[SweepRecord]:
+        from sqlalchemy import select
+
+        rows = self._do(lambda conn: conn.execute(select(self._sweeps).order_by(self._sweeps.c.created_at.desc())).all())
+        return [_sweep_record(row) for row in rows]
+
+    def set_sweep_state(self, sweep_id: str, state: str) -> None:
+        def update(conn: Connection) -> None:
+            conn.execute(self._sweeps.update().where(self._sweeps.c.id == sweep_id).values(state=state))
+            if state == "cancelled":
+                conn.execute(self._runs.update()
+                             .where(self._runs.c.sweep_id == sweep_id, self._runs.c.state == "pending")
+                             .values(state="cancelled"))
+
+        self.get_sweep(sweep_id)  # unknown id: UnknownSweepError
+        self._do(update)
+
+    # -- runs
+
+    def runs(self, sweep_id: str) -> list[RunRecord]:
+        return self._do(lambda conn: self._load_runs(conn, sweep_id))
+
+    def _load_runs(self, conn: Connection, sweep_id: str) -> list[RunRecord]:
+        from sqlalchemy import select
+
+        runs_t, attempts_t, epochs_t = self._runs, self._attempts, self._epochs
+        runs = {
+            row.id: RunRecord(row.id, row.sweep_id, row.number, row.config, row.state)
+            for row in conn.execute(select(runs_t).where(runs_t.c.sweep_id == sweep_id).order_by(runs_t.c.number))
+        }
+        attempts: dict[int, AttemptRecord] = {}
+        query = (select(attempts_t).join(runs_t, runs_t.c.id == attempts_t.c.run_id)
+                 .where(runs_t.c.sweep_id == sweep_id).order_by(attempts_t.c.run_id, attempts_t.c.number))
+        for row in conn.execute(query):
+            attempt = AttemptRecord(
+                row.id, row.run_id, row.number, row.state, row.worker, row.wandb_run_id,
+                _datetime(row.started_at), _datetime(row.ended_at), row.summary or {},
+            )
+            attempts[row.id] = attempt
+            runs[row.run_id].attempts.append(attempt)
+        query = (select(epochs_t.c.attempt_id, epochs_t.c.metrics)
+                 .join(attempts_t, attempts_t.c.id == epochs_t.c.attempt_id)
+                 .join(runs_t, runs_t.c.id == attempts_t.c.run_id)
+                 .where(runs_t.c.sweep_id == sweep_id).order_by(epochs_t.c.attempt_id, epochs_t.c.epoch))
+        for attempt_id, metrics in conn.execute(query):
+            attempts[attempt_id].history.append(metrics)
+        return list(runs.values())
+
+    def claim_run(self, sweep_id, worker, propose, *, grace_seconds, max_attempts) -> Claim:
+        def claim(conn: Connection) -> Claim:
+            sweep = self._lock_sweep(conn, sweep_id)
+            if sweep.state != "running":
+                return Claim(reason=sweep.state)
+            now = self._now(conn)
+            self._requeue_stale(conn, sweep_id, now - grace_seconds, now, max_attempts)
+            runs = self._load_runs(conn, sweep_id)
+            run = next((r for r in runs if r.state == "pending"), None)
+            reason = None
+            if run is None:
+                cap = sweep.wandb_config.get("run_cap")
+                if cap and len(runs) >= cap:
+                    reason = "run_cap"
+                elif (config := propose(runs)) is None:
+                    reason = "exhausted"
+                else:
+                    run = self._insert_run(conn, sweep_id, max((r.number for r in runs), default=0) + 1, config)
+            if run is None:
+                if any(r.state == "running" for r in runs):
+                    return Claim(reason="wait")  # another agent's run may still go stale
+                conn.execute(self._sweeps.update().where(self._sweeps.c.id == sweep_id).values(state="finished"))
+                return Claim(reason=reason)
+            return Claim(run=run, attempt=self._insert_attempt(conn, run, worker, now))
+
+        return self._do(claim)
+
+    def _lock_sweep(self, conn: Connection, sweep_id: str) -> SweepRecord:
+        """Read the sweep row holding the write lock until the transaction ends."""
+        from sqlalchemy import select
+
+        row = conn.execute(select(self._sweeps).where(self._sweeps.c.id == sweep_id).with_for_update()).first()
+        if row is None:
+            raise UnknownSweepError(f"unknown sweep id {sweep_id!r} in store {self.url}")
+        return _sweep_record(row)
+
+    def _requeue_stale(self, conn: Connection, sweep_id: str, cutoff: float, now: float, max_attempts: int) -> None:
+        """Attempts whose heartbeat stopped before ``cutoff`` crashed: requeue (or fail) their runs."""
+        from sqlalchemy import select
+
+        a, r = self._attempts, self._runs
+        stale = conn.execute(
+            select(a.c.id, a.c.run_id, a.c.number).join(r, r.c.id == a.c.run_id)
+            .where(r.c.sweep_id == sweep_id, a.c.state == "running", a.c.heartbeat_at < cutoff)
+        ).all()
+        for attempt_id, run_id, number in stale:
+            conn.execute(a.update().where(a.c.id == attempt_id).values(
+                state="crashed", ended_at=now, summary={"state": "crashed", "error": "heartbeat lost"}))
+            conn.execute(r.update().where(r.c.id == run_id, r.c.state == "running")
+                         .values(state=run_state_after("crashed", number, max_attempts)))
+
+    def _insert_run(self, conn: Connection, sweep_id: str, number: int, config: dict[str, Any]) -> RunRecord:
+        result = conn.execute(self._runs.insert().values(sweep_id=sweep_id, number=number, config=config, state="pending"))
+        return RunRecord(result.inserted_primary_key[0], sweep_id, number, config, "pending")
+
+    def _insert_attempt(self, conn: Connection, run: RunRecord, worker: str, now: float) -> AttemptRecord:
+        number = len(run.attempts) + 1
+        result = conn.execute(self._attempts.insert().values(
+            run_id=run.id, number=number, state="running", worker=worker, started_at=now, heartbeat_at=now))
+        conn.execute(self._runs.update().where(self._runs.c.id == run.id).values(state="running"))
+        run.state = "running"
+        attempt = AttemptRecord(result.inserted_primary_key[0], run.id, number, "running", worker, None,
+                                _datetime(now), None)
+        run.attempts.append(attempt)
+        return attempt
+
+    # -- attempts
+
+    def set_wandb_run_id(self, attempt_id: int, wandb_run_id: str) -> None:
+        a = self._attempts
+        self._do(lambda conn: conn.execute(a.update().where(a.c.id == attempt_id).values(wandb_run_id=wandb_run_id)))
+
+    def heartbeat(self, attempt_id: int) -> bool:
+        from sqlalchemy import select
+
+        a, r, s = self._attempts, self._runs, self._sweeps
+
+        def beat(conn: Connection) -> bool:
+            conn.execute(a.update().where(a.c.id == attempt_id, a.c.state == "running")
+                         .values(heartbeat_at=self._now(conn)))
+            state = conn.execute(select(s.c.state).join(r, r.c.sweep_id == s.c.id).join(a, a.c.run_id == r.c.id)
+                                 .where(a.c.id == attempt_id)).scalar()
+            return state == "cancelled"
+
+        return self._do(beat)
+
+    def log_epoch(self, attempt_id: int, metrics: dict[str, Any]) -> None:
+        a = self._attempts
+
+        def insert(conn: Connection) -> None:
+            conn.execute(self._epochs.delete().where(self._epochs.c.attempt_id == attempt_id,
+                                                     self._epochs.c.epoch == int(metrics["epoch"])))
+            conn.execute(self._epochs.insert().values(attempt_id=attempt_id, epoch=int(metrics["epoch"]), metrics=metrics))
+            conn.execute(a.update().where(a.c.id == attempt_id, a.c.state == "running")
+                         .values(heartbeat_at=self._now(conn)))
+
+        self._do(insert)
+
+    def finish_attempt(self, attempt_id: int, state: str, summary: dict[str, Any], *, max_attempts: int) -> None:
+        from sqlalchemy import select
+
+        a, r = self._attempts, self._runs
+
+        def finish(conn: Connection) -> None:
+            run_id, number = conn.execute(select(a.c.run_id, a.c.number).where(a.c.id == attempt_id)).one()
+            conn.execute(a.update().where(a.c.id == attempt_id).values(state=state, summary=summary,
+                                                                       ended_at=self._now(conn)))
+            # A late finisher whose run was already requeued still records its result,
+            # unless another agent has the run now (its attempt will end it).
+            conn.execute(r.update().where(r.c.id == run_id, r.c.state.in_(("running", "pending")))
+                         .where(~select(a.c.id).where(a.c.run_id == run_id, a.c.state == "running",
+                                                      a.c.id != attempt_id).exists())
+                         .values(state=run_state_after(state, number, max_attempts)))
+
+        self._do(finish)
+
+    def close(self) -> None:
+        self._engine.dispose()
+
+
+# ---------------------------------------------------------------- opening a store
+
+
+def open_store(url: str | os.PathLike | None = None) -> SqlStore:
+    """Open (creating on first use) the store at ``url``.
+
+    ``url`` None means ``$LRTRACK_STORE``, else ``sqlite:///.lrtrack/store.db``.
+    Accepts ``sqlite:///PATH``, a plain file path, and ``postgresql://...``
+    (driven by psycopg 3). A URL that cannot be opened raises `StoreOpenError`.
+    """
+    from sqlalchemy import create_engine, event
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError, SQLAlchemyError
+
+    raw = str(url or os.environ.get("LRTRACK_STORE") or DEFAULT_STORE)
+    if "://" not in raw:
+        raw = f"sqlite:///{raw}"
+    try:
+        parsed = make_url(raw)
+    except ArgumentError:
+        raise StoreOpenError(f"--store {raw}: not a store URL (use sqlite:///PATH or postgresql://...)") from None
+    shown = parsed.render_as_string(hide_password=True)
+
+    if parsed.get_backend_name() == "sqlite":
+        if not parsed.database or parsed.database == ":memory:":
+            raise StoreOpenError(f"--store {shown}: an in-memory SQLite store cannot be shared; give a file path")
+        path = Path(parsed.database).expanduser().resolve()
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreOpenError(f"--store {shown}: cannot create {path.parent} ({exc.strerror})") from None
+        parsed = parsed.set(drivername="sqlite+pysqlite", database=str(path))
+        engine = create_engine(parsed, connect_args={"timeout": 60})
+        event.listen(engine, "connect", _sqlite_connect)
+        event.listen(engine, "begin", _begin_immediate)
+    elif parsed.get_backend_name() == "postgresql":
+        parsed = parsed.set(drivername="postgresql+psycopg")
+        engine = create_engine(parsed, pool_pre_ping=True, connect_args={"connect_timeout": 10})
+    else:
+        raise StoreOpenError(f"--store {shown}: unsupported store (use sqlite:///PATH or postgresql://...)")
+
+    store = SqlStore(parsed.render_as_string(hide_password=False), engine)
+    try:
+        store._create_schema()
+    except StoreOpenError:
+        store.close()
+        raise
+    except StoreError as exc:
+        store.close()
+        where = str(path) if parsed.get_backend_name() == "sqlite" else shown
+        raise StoreOpenError(f"--store {where}: cannot open ({_driver_message(exc.__cause__)})") from None
+    except SQLAlchemyError as exc:
+        store.close()
+        raise StoreOpenError(f"--store {shown}: cannot open ({_driver_message(exc)})") from None
+    return store
+
+
+def _sqlite_connect(dbapi_connection, connection_record) -> None:
+    """Let SQLAlchemy's ``begin`` event issue BEGIN itself (pysqlite's own is deferred)."""
+    dbapi_connection.isolation_level = None
+    dbapi_connection.execute("PRAGMA foreign_keys=ON")
+
+
+def _begin_immediate(conn) -> None:
+    """Every SQLite transaction takes the write lock up front: claims are never read-then-write."""
+    conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+# ---------------------------------------------------------------- small helpers
+
+
+def _sweep_record(row) -> SweepRecord:
+    return SweepRecord(row.id, row.name, row.backend, row.state, row.spec, row.wandb_config, row.project,
+                       row.entity, _datetime(row.created_at))
+
+
+def _datetime(seconds: float | None) -> datetime | None:
+    return None if seconds is None else datetime.fromtimestamp(seconds, tz=timezone.utc)
+
+
+def _driver_message(exc: BaseException | None) -> str:
+    """The driver's first line, without SQLAlchemy's SQL echo and background link."""
+    orig = getattr(exc, "orig", None) or exc
+    text = str(orig).strip().splitlines()
+    return text[0] if text else type(orig).__name__
+
+
+def _is_disconnect(exc: BaseException | None) -> bool:
+    """True for a lost or refused connection (worth retrying), False for everything else."""
+    from sqlalchemy.exc import DBAPIError, OperationalError
+
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        return True
+    if isinstance(exc, OperationalError):
+        message = str(exc.orig).lower()
+        return any(word in message for word in (
+            "connection", "server closed", "terminating", "shutting down", "starting up", "database is locked"))
+    return False

@@ -1,0 +1,234 @@
+"""Sweeps end to end on the local backend: real agent processes, a real SQLite store,
+real offline W&B runs, W&B's own `sweeps` engine choosing the configs."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from lrtrack import wandb_files
+
+FAST = ["--heartbeat-seconds", "0.3", "--grace-seconds", "3", "--poll-seconds", "0.2"]
+
+
+def lrtrack(*args: str, **kwargs) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "lrtrack", *args], capture_output=True, text=True, timeout=600, **kwargs)
+
+
+def spawn(*args: str) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "lrtrack", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def write_spec(path: Path, lrs: list[float], epochs: int = 2, extra: str = "", **fixed) -> Path:
+    fixed_lines = "".join(f"  {k}: {v}\n" for k, v in {"dataset": "digits", "epochs": epochs, **fixed}.items())
+    path.write_text(
+        f"name: test-grid\nmethod: grid\nmetric: {{name: val/acc, goal: maximize}}\n"
+        f"parameters:\n  lr: {{values: {json.dumps(lrs)}}}\nfixed:\n{fixed_lines}{extra}"
+    )
+    return path
+
+
+def show(sweep_id: str, store: str) -> dict:
+    proc = lrtrack("sweep", "show", sweep_id, "--json", "--store", store)
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout)
+
+
+def create(spec: Path, store: str) -> str:
+    proc = lrtrack("sweep", "create", str(spec), "--store", store, "--backend", "local")
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout.strip().splitlines()[-1]
+
+
+def finished_configs(description: dict) -> Counter:
+    return Counter(json.dumps(e["config"], sort_keys=True) for e in description["runs"] if e["state"] == "finished")
+
+
+def test_two_agents_finish_a_grid_exactly_once(tmp_path, offline_wandb):
+    store = f"sqlite:///{tmp_path}/store.db"
+    sweep_id = create(write_spec(tmp_path / "grid.yaml", [0.001, 0.01, 0.05]), store)
+    agents = [spawn("agent", sweep_id, "--store", store, *FAST) for _ in range(2)]
+    outputs = [agent.communicate(timeout=300) for agent in agents]
+    for agent, (out, err) in zip(agents, outputs):
+        assert agent.returncode == 0, err
+        assert "agent exits:" in out
+
+    description = show(sweep_id, store)
+    assert finished_configs(description) == Counter(json.dumps({"lr": lr}) for lr in [0.001, 0.01, 0.05])
+    assert description["sweep"]["state"] == "finished"
+    assert len(description["runs"]) == 3
+    for entry in description["runs"]:
+        run_dir = wandb_files.find_run_dir(entry["wandb_run_id"], offline_wandb)
+        summary = wandb_files.read_summary(run_dir)
+        assert summary["state"] == "finished"
+        assert summary["config"]["lr"] == entry["config"]["lr"]
+        assert summary["config"]["sweep_id"] == sweep_id
+        assert summary["summary"]["val/acc"] == pytest.approx(entry["metrics"]["val/acc"])
+        rows = wandb_files.history_rows(wandb_files.read_records(run_dir))
+        assert [row["epoch"] for row in rows] == [1, 2]
+
+
+def test_killed_agent_run_is_requeued_and_finished_by_another(tmp_path, offline_wandb):
+    store = f"sqlite:///{tmp_path}/store.db"
+    # cnn on digits for 40 epochs: long enough (several seconds) to be killed mid-run
+    sweep_id = create(write_spec(tmp_path / "grid.yaml", [0.001, 0.003], epochs=40, model="cnn"), store)
+    victim = spawn("agent", sweep_id, "--store", store, *FAST)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        runs = show(sweep_id, store)["runs"]
+        if runs and runs[0]["epochs"] >= 2:
+            break
+        time.sleep(0.3)
+    else:
+        pytest.fail("the first agent never started training")
+    victim.send_signal(signal.SIGKILL)
+    victim.wait()
+
+    rescuer = lrtrack("agent", sweep_id, "--store", store, *FAST)
+    assert rescuer.returncode == 0, rescuer.stderr
+    description = show(sweep_id, store)
+    assert finished_configs(description) == Counter(json.dumps({"lr": lr}) for lr in [0.001, 0.003])
+    crashed = [e for e in description["runs"] if e["state"] == "crashed"]
+    assert len(crashed) == 1 and crashed[0]["attempt"] == 1
+    retried = [e for e in description["runs"] if e["config"] == crashed[0]["config"] and e["attempt"] == 2]
+    assert retried and retried[0]["state"] == "finished"
+    assert retried[0]["wandb_run_id"] != crashed[0]["wandb_run_id"]
+
+
+def test_eight_agents_on_a_24_point_grid(tmp_path, offline_wandb):
+    store = f"sqlite:///{tmp_path}/store.db"
+    spec = tmp_path / "grid.yaml"
+    lrs = [round(0.001 * (i + 1), 4) for i in range(8)]
+    spec.write_text(
+        "name: grid24\nmethod: grid\nparameters:\n"
+        f"  lr: {{values: {json.dumps(lrs)}}}\n  optimizer: {{values: [sgd, adam, rmsprop]}}\n"
+        "fixed:\n  dataset: digits\n  epochs: 1\n  train_size: 300\n"
+    )
+    sweep_id = create(spec, store)
+    agents = [spawn("agent", sweep_id, "--store", store, *FAST) for _ in range(8)]
+    for agent in agents:
+        _, err = agent.communicate(timeout=500)
+        assert agent.returncode == 0, err
+    description = show(sweep_id, store)
+    finished = finished_configs(description)
+    assert len(finished) == 24 and set(finished.values()) == {1}
+    assert len(description["runs"]) == 24  # no extra attempts: nothing crashed, nothing doubled
+
+
+def test_hyperband_stops_a_clearly_worse_run(tmp_path, offline_wandb):
+    store = f"sqlite:///{tmp_path}/store.db"
+    hyperband = "early_terminate: {type: hyperband, min_iter: 1, eta: 2}\n"
+    spec = write_spec(tmp_path / "hb.yaml", [0.01, 0.00001, 0.000003], epochs=6, optimizer="sgd", extra=hyperband)
+    sweep_id = create(spec, store)
+    proc = lrtrack("agent", sweep_id, "--store", store, *FAST)
+    assert proc.returncode == 0, proc.stderr
+    runs = {e["config"]["lr"]: e for e in show(sweep_id, store)["runs"]}
+    assert runs[0.01]["state"] == "finished" and runs[0.01]["epochs"] == 6
+    stopped = [e for e in runs.values() if e["state"] == "early-stopped"]
+    assert stopped, runs
+    assert all(e["epochs"] < 6 and e["config"]["lr"] < 0.01 for e in stopped)
+
+
+def test_sweep_run_prints_the_id_last_and_show_lists_it(tmp_path, offline_wandb):
+    store = f"sqlite:///{tmp_path}/store.db"
+    proc = lrtrack("sweep", "run", str(write_spec(tmp_path / "g.yaml", [0.01, 0.02], epochs=1)),
+                   "--workers", "2", "--store", store)
+    assert proc.returncode == 0, proc.stderr
+    sweep_id = proc.stdout.strip().splitlines()[-1]
+    assert len(finished_configs(show(sweep_id, store))) == 2
+    listing = lrtrack("sweep", "list", "--store", store)
+    assert sweep_id in listing.stdout and "2/2 finished" in listing.stdout
+    table = lrtrack("sweep", "show", sweep_id, "--store", store)
+    assert table.returncode == 0 and "finished" in table.stdout
+
+
+def test_paused_and_cancelled_sweeps_make_agents_exit_0_saying_why(tmp_path, offline_wandb):
+    store = f"sqlite:///{tmp_path}/store.db"
+    sweep_id = create(write_spec(tmp_path / "g.yaml", [0.01, 0.02], epochs=1), store)
+    assert lrtrack("sweep", "pause", sweep_id, "--store", store).returncode == 0
+    proc = lrtrack("agent", sweep_id, "--store", store, *FAST)
+    assert proc.returncode == 0 and "paused" in proc.stdout
+    assert show(sweep_id, store)["runs"] == []
+    assert lrtrack("sweep", "resume", sweep_id, "--store", store).returncode == 0
+    proc = lrtrack("agent", sweep_id, "--store", store, "--count", "1", *FAST)
+    assert proc.returncode == 0 and len(show(sweep_id, store)["runs"]) == 1
+    assert lrtrack("sweep", "cancel", sweep_id, "--store", store).returncode == 0
+    proc = lrtrack("agent", sweep_id, "--store", store, *FAST)
+    assert proc.returncode == 0 and "cancelled" in proc.stdout
+    assert len(show(sweep_id, store)["runs"]) == 1
+
+
+def test_sigterm_stops_the_run_cleanly_and_requeues_it(tmp_path, offline_wandb):
+    store = f"sqlite:///{tmp_path}/store.db"
+    sweep_id = create(write_spec(tmp_path / "g.yaml", [0.001], epochs=60, model="cnn"), store)
+    agent = spawn("agent", sweep_id, "--store", store, *FAST)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not any(e["epochs"] >= 1 for e in show(sweep_id, store)["runs"]):
+        time.sleep(0.3)
+    agent.send_signal(signal.SIGTERM)
+    agent.communicate(timeout=60)
+    assert agent.returncode == 143
+    (entry,) = show(sweep_id, store)["runs"]
+    assert entry["state"] == "interrupted" and entry["run_state"] == "pending"
+    summary = wandb_files.read_summary(wandb_files.find_run_dir(entry["wandb_run_id"], offline_wandb))
+    assert summary["summary"]["state"] == "interrupted"
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["sweep", "show", "nosuchid"], "unknown sweep id 'nosuchid'"),
+        (["agent", "nosuchid"], "unknown sweep id 'nosuchid'"),
+        (["sweep", "show", "x", "--store", "mysql://nowhere/db"], "mysql://nowhere/db"),
+    ],
+)
+def test_bad_ids_and_urls_exit_2_with_one_line(tmp_path, args, message):
+    if "--store" not in args:
+        args = [*args, "--store", f"sqlite:///{tmp_path}/store.db"]
+    proc = lrtrack(*args)
+    assert proc.returncode == 2, proc.stderr
+    (line,) = proc.stderr.strip().splitlines()
+    assert message in line and "Traceback" not in proc.stderr
+
+
+def test_bad_spec_changes_nothing_in_the_store(tmp_path):
+    store_file = tmp_path / "store.db"
+    good = write_spec(tmp_path / "good.yaml", [0.01])
+    create(good, f"sqlite:///{store_file}")
+    before = store_file.read_bytes()
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: bad\nparameters:\n  optimizer: {values: [adam, adamm]}\n")
+    proc = lrtrack("sweep", "create", str(bad), "--store", f"sqlite:///{store_file}")
+    assert proc.returncode == 2
+    (line,) = proc.stderr.strip().splitlines()
+    assert str(bad) in line and "parameters.optimizer" in line
+    assert store_file.read_bytes() == before
+
+
+def test_corrupt_store_file_is_one_clear_error(tmp_path):
+    store_file = tmp_path / "store.db"
+    store_file.write_bytes(b"this is not a database" * 100)
+    proc = lrtrack("sweep", "list", "--store", f"sqlite:///{store_file}")
+    assert proc.returncode == 2
+    (line,) = proc.stderr.strip().splitlines()
+    assert str(store_file) in line
+    assert store_file.read_bytes() == b"this is not a database" * 100
+
+
+def test_sync_dry_run_lists_every_attempts_run_folder(tmp_path, offline_wandb):
+    store = f"sqlite:///{tmp_path}/store.db"
+    proc = lrtrack("sweep", "run", str(write_spec(tmp_path / "g.yaml", [0.01, 0.02], epochs=1)), "--store", store)
+    sweep_id = proc.stdout.strip().splitlines()[-1]
+    proc = lrtrack("sync", sweep_id, "--store", store, "--dry-run", env={**os.environ, "WANDB_DIR": str(offline_wandb)})
+    assert proc.returncode == 0, proc.stderr
+    for entry in show(sweep_id, store)["runs"]:
+        assert entry["wandb_run_id"] in proc.stdout
+    assert " sync " in proc.stdout and "--project lrtrack" in proc.stdout
