@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
 # Set up what the test suite needs on a fresh Debian machine, then run it.
 #   bash scripts/test.sh [pytest args...]
-# Installs (as root, when missing): Debian's dataset-fashion-mnist, chromium and
-# postgresql; lrtrack with its dev extras; starts a private PostgreSQL server on
+# Installs (as root, when missing): Debian's dataset-fashion-mnist, chromium,
+# chromium-driver and postgresql; lrtrack with its dev extras; starts a private PostgreSQL server on
 # loopback for the store tests and stops it afterwards. pytest's "no tests ran"
 # (exit 5) is a failure here.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-packages=(dataset-fashion-mnist chromium postgresql)
+packages=(dataset-fashion-mnist chromium chromium-driver postgresql)
 missing=()
 for pkg in "${packages[@]}"; do
   dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")

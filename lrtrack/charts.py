@@ -1,0 +1,144 @@
+"""The report's figures as inline SVG, drawn with matplotlib (headless: the Agg backend).
+
+Every chart is a string holding one ``<svg>`` element, ready to paste into an
+HTML page without any network asset. Each plotted line carries an id
+(``<chart>-line-<i>``, matplotlib's ``gid``) so a browser test can count the
+lines in the DOM.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from typing import Any, Sequence
+
+#: One colour per configuration (matplotlib's tab10, then tab20 for bigger grids).
+_STYLE = {
+    "svg.fonttype": "none",  # text stays text: smaller files, selectable labels
+    "font.family": "sans-serif",
+    "font.sans-serif": ["DejaVu Sans"],  # bundled with matplotlib; the browser falls back to its own sans
+    "font.size": 10,
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+    "axes.grid": True,
+    "grid.alpha": 0.3,
+    "svg.hashsalt": "lrtrack",  # stable ids between runs: reports diff cleanly
+}
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _svg(fig) -> str:
+    """The figure as an ``<svg>`` element (no XML prolog, no fixed pixel size: it scales with the page)."""
+    buffer = io.StringIO()
+    fig.savefig(buffer, format="svg", bbox_inches="tight")
+    _pyplot().close(fig)
+    text = buffer.getvalue()
+    text = text[text.index("<svg"):]
+    # let CSS size the chart: drop the fixed width/height, keep the viewBox
+    head, rest = text.split(">", 1)
+    head = " ".join(part for part in head.split(" ") if not part.startswith(("width=", "height=")))
+    return f'{head} class="chart-svg" preserveAspectRatio="xMidYMid meet">{rest}'
+
+
+def _colors(n: int) -> list[Any]:
+    plt = _pyplot()
+    cmap = plt.get_cmap("tab10" if n <= 10 else "tab20")
+    return [cmap(i % cmap.N) for i in range(n)]
+
+
+def line_chart(
+    chart_id: str,
+    series: Sequence[tuple[str, list[float], list[float | None]]],
+    *,
+    title: str,
+    ylabel: str,
+    percent: bool = False,
+    log_y: bool | None = None,
+    hline: tuple[float, str] | None = None,
+) -> str:
+    """One line per ``(label, epochs, values)``; non-finite values are left out (a diverged run's last epoch).
+
+    ``log_y`` None picks a log scale when the positive values span more than two
+    decades (a diverging loss would otherwise flatten every other line).
+    ``hline`` draws a dashed reference line, e.g. chance accuracy.
+    """
+    plt = _pyplot()
+    with plt.rc_context(_STYLE):
+        fig, ax = plt.subplots(figsize=(6.4, 3.9))
+        finite_all = []
+        for i, (color, (label, epochs, values)) in enumerate(zip(_colors(len(series)), series)):
+            points = [(e, v) for e, v in zip(epochs, values) if v is not None and math.isfinite(v)]
+            finite_all += [v for _, v in points]
+            xs = [e for e, _ in points]
+            ys = [v * 100 if percent else v for _, v in points]
+            (line,) = ax.plot(xs, ys, marker="o", markersize=4, linewidth=2, color=color, label=label)
+            line.set_gid(f"{chart_id}-line-{i}")
+            if len(points) < len(values):  # mark where the run stopped producing finite numbers
+                ax.plot(xs[-1:], ys[-1:], marker="X", markersize=10, color=color, linestyle="none")
+        if log_y is None:
+            positive = [v for v in finite_all if v > 0]
+            log_y = bool(positive) and max(positive) / min(positive) > 100
+        if log_y:
+            ax.set_yscale("log")
+        if hline is not None:
+            value, text = hline
+            ax.axhline(value * 100 if percent else value, color="0.45", linestyle="--", linewidth=1)
+            ax.annotate(text, xy=(1, value * 100 if percent else value), xycoords=("axes fraction", "data"),
+                        ha="right", va="bottom", fontsize=8, color="0.35")
+        all_epochs = sorted({e for _, epochs, _ in series for e in epochs})
+        if all_epochs and len(all_epochs) <= 20:
+            ax.set_xticks(all_epochs)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(f"{ylabel} (%)" if percent else ylabel)
+        ax.set_title(title, loc="left", fontweight="bold")
+        ax.legend(frameon=False, fontsize=9, loc="best")
+        return _svg(fig)
+
+
+def heatmap(
+    chart_id: str,
+    x_name: str,
+    x_values: list[Any],
+    y_name: str,
+    y_values: list[Any],
+    cells: dict[tuple[Any, Any], float],
+    *,
+    title: str,
+    percent: bool = True,
+) -> str:
+    """A grid of the metric over two swept parameters; missing cells are left blank."""
+    import numpy as np
+
+    plt = _pyplot()
+    grid = np.full((len(y_values), len(x_values)), np.nan)
+    for (x, y), value in cells.items():
+        grid[y_values.index(y), x_values.index(x)] = value * 100 if percent else value
+    with plt.rc_context({**_STYLE, "axes.grid": False}):
+        fig, ax = plt.subplots(figsize=(1.2 * len(x_values) + 2.6, 0.7 * len(y_values) + 1.8))
+        image = ax.imshow(grid, cmap="viridis", aspect="auto")
+        image.set_gid(f"{chart_id}-cells")
+        ax.set_xticks(range(len(x_values)), [_tick(v) for v in x_values])
+        ax.set_yticks(range(len(y_values)), [_tick(v) for v in y_values])
+        ax.set_xlabel(x_name)
+        ax.set_ylabel(y_name)
+        finite = grid[np.isfinite(grid)]
+        middle = (finite.min() + finite.max()) / 2 if finite.size else 0
+        for (row, col), value in np.ndenumerate(grid):
+            if math.isfinite(value):
+                ax.text(col, row, f"{value:.1f}" if percent else f"{value:.3g}", ha="center", va="center",
+                        color="white" if value < middle else "black", fontsize=9)
+        fig.colorbar(image, ax=ax, label="%" if percent else "")
+        ax.set_title(title, loc="left", fontweight="bold")
+        return _svg(fig)
+
+
+def _tick(value: Any) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)

@@ -1,0 +1,690 @@
+"""Reports: a sweep as a learning-rate study — results table, curves, verdicts.
+
+One data path, two renderers:
+
+1. `load_study` reads a sweep into a `StudyData`: one `ConfigResult` per
+   proposed config with its per-epoch history and final summary. Local sweeps
+   are read from lrtrack's store (the last finished/diverged/early-stopped
+   attempt of each run); ``wandb``-backend sweeps from W&B's public API.
+2. `judge` gives every config a `Verdict` computed from those numbers
+   (diverged, near chance, best, within 1 point of best, too slow, unstable...),
+   and `compare_expected` sets them against a published study's figures
+   (``expected:`` in the sweep file).
+3. `write_html` renders a self-contained page (Jinja2 template, matplotlib SVG
+   charts from `lrtrack.charts`); `wandb_report` builds a W&B Report with
+   ``wandb-workspaces`` (reports v2), `save_wandb_report` saves it and
+   `wandb_report_json` shows what would be saved, without any server.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import tempfile
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from lrtrack.config import ExpectedResult, Metric, TrainConfig
+from lrtrack.errors import LrtrackError, UserError
+
+if TYPE_CHECKING:
+    from lrtrack.store import AttemptRecord, RunRecord, Store, SweepRecord
+
+#: Attempt states whose numbers a report shows (a run that ended on its own).
+COMPLETED = ("finished", "diverged", "early-stopped")
+#: Every dataset lrtrack trains on has ten classes.
+NUM_CLASSES = {"mnist": 10, "fashion-mnist": 10, "digits": 10}
+#: "near chance": final accuracy at most this many times chance level.
+CHANCE_FACTOR = 1.5
+#: Accuracies within this many points (fractions: 0.01) of the best count as "as good".
+CLOSE_POINTS = 0.01
+#: Still improving at the last epoch: val acc gained this much, or train loss fell by this fraction.
+IMPROVING_ACC, IMPROVING_LOSS = 0.005, 0.05
+#: Unstable: final val acc this far below the run's own best epoch.
+UNSTABLE_DROP = 0.02
+
+
+# ---------------------------------------------------------------- data model
+
+
+@dataclass
+class Verdict:
+    label: str  #: short: "best", "diverged", "too slow"...
+    kind: str  #: css class / markdown marker: good, ok, slow, bad
+    reason: str  #: the numbers that justify it
+
+
+@dataclass
+class ConfigResult:
+    """One proposed configuration and the attempt a report shows for it."""
+
+    run: int  #: proposal number in the sweep (1, 2, ...)
+    attempt: int | None  #: attempt number in the store (None for W&B sweeps)
+    config: dict[str, Any]  #: the swept values, e.g. {"lr": 0.001}
+    label: str  #: "lr=0.001"
+    state: str
+    history: list[dict[str, Any]]
+    summary: dict[str, Any]
+    wandb_run_id: str | None = None
+    diverge_loss: float = TrainConfig.model_fields["diverge_loss"].default
+    verdict: Verdict | None = None
+
+    def final(self, key: str) -> float | None:
+        """The final value of ``key``: the summary's, else the last epoch's."""
+        value = self.summary.get(key)
+        if value is None and self.history:
+            value = self.history[-1].get(key)
+        return _number(value)
+
+    def series(self, key: str) -> tuple[list[int], list[float | None]]:
+        rows = [row for row in self.history if key in row]
+        return [row["epoch"] for row in rows], [_number(row[key]) for row in rows]
+
+    @property
+    def epochs_run(self) -> int:
+        return int(self.summary.get("epochs_run") or len(self.history))
+
+    @property
+    def best_val_acc(self) -> float | None:
+        return _number(self.summary.get("best/val_acc"))
+
+    @property
+    def best_epoch(self) -> int | None:
+        value = self.summary.get("best/epoch")
+        return int(value) if value is not None else None
+
+    @property
+    def run_seconds(self) -> float | None:
+        return _number(self.summary.get("perf/run_seconds"))
+
+
+@dataclass
+class StudyData:
+    """Everything a report renders, whichever backend the sweep ran on."""
+
+    sweep_id: str
+    name: str
+    description: str
+    backend: str
+    state: str
+    project: str
+    entity: str | None
+    method: str
+    metric: Metric
+    swept: list[str]  #: parameters with more than one value, in the spec's order
+    parameters: dict[str, dict[str, Any]]
+    fixed: dict[str, Any]
+    num_classes: int
+    created_at: datetime | None
+    rows: list[ConfigResult]
+    expected: list[ExpectedResult] = field(default_factory=list)
+
+    @property
+    def chance(self) -> float:
+        return 1.0 / self.num_classes
+
+    @property
+    def has_test(self) -> bool:
+        return any("test/acc" in row for result in self.rows for row in result.history)
+
+    @property
+    def lr_varies(self) -> bool:
+        """A scheduler or warm-up is used, or the logged rate changes within some run."""
+        schedules = [self.fixed.get("scheduler", "none"), *self.parameters.get("scheduler", {}).get("values", [])]
+        if any(s != "none" for s in schedules) or self.fixed.get("warmup_epochs") or "warmup_epochs" in self.parameters:
+            return True
+        return any(len({v for v in r.series("lr")[1] if v is not None}) > 1 for r in self.rows)
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, (int, float)):
+        return float(value)
+    if isinstance(value, str) and value.lower() in ("nan", "inf", "-inf", "infinity", "-infinity"):
+        return float(value)
+    return None
+
+
+def config_label(config: dict[str, Any]) -> str:
+    """``lr=0.001 optimizer=adam``: the legend entry of one configuration."""
+    return " ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in config.items())
+
+
+# ---------------------------------------------------------------- loading
+
+
+def load_study(store: Store, sweep_id: str) -> StudyData:
+    """Read sweep ``sweep_id`` (store, or W&B's API for a ``wandb`` sweep) and judge every config."""
+    from lrtrack.sweep import spec_of
+
+    record = store.get_sweep(sweep_id)
+    spec = spec_of(record)
+    swept = spec.swept or list(spec.parameters)
+    if record.backend == "wandb":
+        rows = _rows_from_wandb(record, swept, spec.fixed)
+    else:
+        rows = [_row_from_store(run, swept, spec.fixed) for run in store.runs(sweep_id)]
+    study = StudyData(
+        sweep_id=record.id,
+        name=spec.name,
+        description=spec.description,
+        backend=record.backend,
+        state=record.state,
+        project=record.project,
+        entity=record.entity,
+        method=spec.method,
+        metric=spec.metric,
+        swept=swept,
+        parameters=spec.parameters,
+        fixed=spec.fixed,
+        num_classes=NUM_CLASSES[spec.fixed.get("dataset", TrainConfig.model_fields["dataset"].default)],
+        created_at=record.created_at,
+        rows=rows,
+        expected=list(spec.expected),
+    )
+    judge(study)
+    return study
+
+
+def shown_attempt(run: RunRecord) -> AttemptRecord | None:
+    """The last attempt that ended on its own (finished, diverged, early-stopped), else the latest."""
+    completed = [attempt for attempt in run.attempts if attempt.state in COMPLETED]
+    return completed[-1] if completed else run.latest
+
+
+def _diverge_loss(fixed: dict[str, Any], config: dict[str, Any]) -> float:
+    value = {**fixed, **config}.get("diverge_loss")
+    return float(value) if value is not None else TrainConfig.model_fields["diverge_loss"].default
+
+
+def _row_from_store(run: RunRecord, swept: list[str], fixed: dict[str, Any]) -> ConfigResult:
+    attempt = shown_attempt(run)
+    config = {key: run.config.get(key) for key in swept}
+    return ConfigResult(
+        run=run.number,
+        attempt=attempt.number if attempt else None,
+        config=config,
+        label=config_label(config),
+        state=attempt.state if attempt else run.state,
+        history=list(attempt.history) if attempt else [],
+        summary=dict(attempt.summary) if attempt else {},
+        wandb_run_id=attempt.wandb_run_id if attempt else None,
+        diverge_loss=_diverge_loss(fixed, run.config),
+    )
+
+
+def _rows_from_wandb(record: SweepRecord, swept: list[str], fixed: dict[str, Any]) -> list[ConfigResult]:
+    """A hosted W&B sweep's runs through the public API (history as logged, one row per epoch)."""
+    import wandb
+
+    path = "/".join(part for part in (record.entity, record.project, record.id) if part)
+    try:
+        sweep = wandb.Api().sweep(path)
+        runs = sorted(sweep.runs, key=lambda run: str(run.created_at))
+        rows = []
+        for number, run in enumerate(runs, start=1):
+            history = [{k: v for k, v in row.items() if not k.startswith("_")} for row in run.scan_history()]
+            history = [row for row in history if row.get("epoch") is not None]
+            summary = {k: v for k, v in dict(run.summary).items() if not k.startswith("_")}
+            config = {key: run.config.get(key) for key in swept}
+            rows.append(ConfigResult(
+                run=number, attempt=None, config=config, label=config_label(config),
+                state=str(summary.get("state") or run.state), history=history, summary=summary,
+                wandb_run_id=run.id, diverge_loss=_diverge_loss(fixed, dict(run.config)),
+            ))
+    except (wandb.errors.CommError, ValueError) as exc:
+        raise LrtrackError(f"W&B sweep {path}: cannot read its runs ({exc})") from None
+    return rows
+
+
+# ---------------------------------------------------------------- verdicts
+
+
+def judge(study: StudyData) -> None:
+    """Give every config a verdict computed from its numbers (see the module constants)."""
+    key, maximize = study.metric.name, study.metric.goal == "maximize"
+    near_chance = CHANCE_FACTOR * study.chance
+    ranked: list[ConfigResult] = []
+    for row in study.rows:
+        row.verdict = _failure_verdict(row, near_chance)
+        if row.verdict is None and row.final(key) is not None:
+            ranked.append(row)
+    if not ranked:
+        return
+    best = (max if maximize else min)(ranked, key=lambda r: r.final(key))
+    best_value = best.final(key)
+    for row in ranked:
+        value = row.final(key)
+        gap = (best_value - value) if maximize else (value - best_value)
+        improving = _still_improving(row)
+        if row is best:
+            reason = f"final {key} {_fmt(key, value)}, {'highest' if maximize else 'lowest'} of {len(ranked)} configs"
+            if len(ranked) < len(study.rows):
+                reason += f" ({len(study.rows) - len(ranked)} more diverged, failed or stayed near chance)"
+            if improving:
+                reason += f"; still improving at epoch {row.epochs_run} ({improving})"
+            row.verdict = Verdict("best", "good", reason)
+            continue
+        behind = f"{_gap_text(key, gap, best_value)} behind the best ({best.label}: {_fmt(key, best_value)})"
+        drop = _drop_from_best(row)
+        if drop:
+            row.verdict = Verdict("unstable", "bad", f"{drop}; {behind}")
+        elif _is_close(key, gap, best_value):
+            row.verdict = Verdict("within 1 point of best" if key.endswith("acc") else "close to best", "ok", behind)
+        elif improving:
+            row.verdict = Verdict("too slow", "slow", f"{behind}, still improving at epoch {row.epochs_run} ({improving})")
+        else:
+            row.verdict = Verdict("worse", "slow", f"{behind}, no longer improving")
+
+
+def _failure_verdict(row: ConfigResult, near_chance: float) -> Verdict | None:
+    """diverged / failed / near chance, or None when the config trained normally."""
+    losses = row.series("train/loss")[1]
+    bad = next((i for i, loss in enumerate(losses) if loss is None or not math.isfinite(loss) or loss > row.diverge_loss), None)
+    if row.state == "diverged" or bad is not None:
+        if bad is None:
+            return Verdict("diverged", "bad", f"stopped as diverged after {row.epochs_run} epoch(s)")
+        epoch, loss = row.history[bad]["epoch"], losses[bad]
+        what = "became non-finite" if loss is None or not math.isfinite(loss) else f"reached {loss:.4g} (limit {row.diverge_loss:g})"
+        return Verdict("diverged", "bad", f"train loss {what} at epoch {epoch}")
+    if not row.history:
+        return Verdict(row.state, "bad", f"no epoch completed (state {row.state})")
+    acc = row.final("val/acc")
+    if acc is not None and acc <= near_chance:
+        best = f"; best {row.best_val_acc:.2%}" if row.best_val_acc is not None else ""
+        return Verdict("near chance", "bad",
+                       f"final val acc {acc:.2%} <= {CHANCE_FACTOR:g} x chance ({near_chance:.0%}){best}")
+    return None
+
+
+def _still_improving(row: ConfigResult) -> str:
+    """Why the last epoch still helped (``val acc +1.20 points, train loss -8%``), or ''."""
+    if len(row.history) < 2:
+        return ""
+    reasons = []
+    accs = row.series("val/acc")[1]
+    if accs[-1] is not None and accs[-2] is not None and accs[-1] - accs[-2] >= IMPROVING_ACC:
+        reasons.append(f"val acc +{(accs[-1] - accs[-2]) * 100:.2f} points in the last epoch")
+    losses = row.series("train/loss")[1]
+    if losses[-1] is not None and losses[-2] and (losses[-2] - losses[-1]) / losses[-2] >= IMPROVING_LOSS:
+        reasons.append(f"train loss -{(losses[-2] - losses[-1]) / losses[-2]:.0%}")
+    return ", ".join(reasons)
+
+
+def _drop_from_best(row: ConfigResult) -> str:
+    """``val acc fell from 96.2% (epoch 2) to 91.0%`` when the run lost more than UNSTABLE_DROP."""
+    final, best = row.final("val/acc"), row.best_val_acc
+    if final is None or best is None or best - final <= UNSTABLE_DROP:
+        return ""
+    return f"val acc fell from {best:.2%} (epoch {row.best_epoch}) to {final:.2%} at epoch {row.epochs_run}"
+
+
+def _is_close(key: str, gap: float, best: float) -> bool:
+    return gap <= CLOSE_POINTS + 1e-12 if key.endswith("acc") else gap <= 0.05 * abs(best)
+
+
+def _gap_text(key: str, gap: float, best: float) -> str:
+    if key.endswith("acc"):
+        return f"{gap * 100:.2f} points"
+    return f"{gap:.4g} ({gap / abs(best):.0%})" if best else f"{gap:.4g}"
+
+
+def _fmt(key: str, value: float | None) -> str:
+    if value is None:
+        return "—"
+    if not math.isfinite(value):
+        return str(value)
+    return f"{value:.2%}" if key.endswith("acc") else f"{value:.4g}"
+
+
+# ---------------------------------------------------------------- measured vs published
+
+
+@dataclass
+class ComparisonLine:
+    metric: str  #: "val/acc", or "val/acc e2" for one epoch of a per-epoch list
+    published: float
+    measured: float | None
+
+    @property
+    def difference(self) -> float | None:
+        return None if self.measured is None else self.measured - self.published
+
+    @property
+    def quality(self) -> str:
+        """``diff-pos`` when the measured value is better than published (higher accuracy, lower loss)."""
+        if not self.difference:
+            return ""
+        higher_is_better = not self.metric.split(" ")[0].endswith("loss")
+        return "diff-pos" if (self.difference > 0) == higher_is_better else "diff-neg"
+
+    def text(self, which: str) -> str:
+        value = {"published": self.published, "measured": self.measured, "difference": self.difference}[which]
+        if value is None:
+            return "—"
+        key = self.metric.split(" ")[0]
+        if which == "difference":
+            return f"{value * 100:+.2f} pts" if key.endswith("acc") else f"{value:+.4f}"
+        return _fmt(key, value) if key.endswith("acc") else f"{value:.4f}"
+
+
+@dataclass
+class Comparison:
+    expected: ExpectedResult
+    row: ConfigResult | None
+    lines: list[ComparisonLine]
+
+    @property
+    def label(self) -> str:
+        return config_label(self.expected.config)
+
+
+def compare_expected(study: StudyData) -> list[Comparison]:
+    """Each ``expected:`` entry of the spec next to the measured numbers of its config."""
+    comparisons = []
+    for expected in study.expected:
+        row = next((r for r in study.rows if _matches(expected.config, {**study.fixed, **r.config})), None)
+        lines = []
+        for metric, published in expected.metrics.items():
+            if isinstance(published, list):
+                epochs, values = row.series(metric) if row else ([], [])
+                measured = dict(zip(epochs, values))
+                lines += [ComparisonLine(f"{metric} e{e}", p, measured.get(e)) for e, p in enumerate(published, start=1)]
+            else:
+                lines.append(ComparisonLine(metric, published, row.final(metric) if row else None))
+        comparisons.append(Comparison(expected, row, lines))
+    return comparisons
+
+
+def _matches(wanted: dict[str, Any], config: dict[str, Any]) -> bool:
+    for key, value in wanted.items():
+        have = config.get(key)
+        if isinstance(value, (int, float)) and isinstance(have, (int, float)):
+            if not math.isclose(value, have, rel_tol=1e-9):
+                return False
+        elif have != value:
+            return False
+    return True
+
+
+# ---------------------------------------------------------------- tables (shared by HTML and Markdown)
+
+
+def results_columns(study: StudyData) -> list[tuple[str, str]]:
+    """``(header, key)`` of the results table after the swept values; keys are as logged."""
+    columns = [("epochs", "epochs_run"), ("train acc", "train/acc"), ("val acc", "val/acc")]
+    if study.has_test:
+        columns.append(("test acc", "test/acc"))
+    columns += [("train loss", "train/loss"), ("best val acc", "best/val_acc"), ("best epoch", "best/epoch"),
+                ("time", "perf/run_seconds"), ("state", "state")]
+    return columns
+
+
+def cell(row: ConfigResult, key: str) -> tuple[str, Any]:
+    """``(text shown, raw value)`` of one results-table cell."""
+    if key == "state":
+        return row.state, row.state
+    if key == "epochs_run":
+        return str(row.epochs_run), row.epochs_run
+    if key == "best/epoch":
+        return (str(row.best_epoch) if row.best_epoch is not None else "—"), row.best_epoch
+    value = row.final(key)
+    if value is None:
+        return "—", None
+    if key == "perf/run_seconds":
+        return f"{value:.1f} s", value
+    if key.endswith("loss"):
+        return (f"{value:.4f}" if math.isfinite(value) else str(value)), value
+    return _fmt(key, value), value
+
+
+def results_markdown(study: StudyData) -> str:
+    """The results table and verdicts as Markdown (the W&B report and the terminal show this)."""
+    columns = results_columns(study)
+    header = [*study.swept, *(h for h, _ in columns), "verdict"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for row in study.rows:
+        swept = [_value_text(row.config[k]) for k in study.swept]
+        cells = [cell(row, key)[0] for _, key in columns]
+        verdict = f"**{row.verdict.label}**" if row.verdict else ""
+        lines.append("| " + " | ".join([*swept, *cells, verdict]) + " |")
+    lines.append("")
+    lines += [f"- **{row.label}: {row.verdict.label}** — {row.verdict.reason}" for row in study.rows if row.verdict]
+    return "\n".join(lines)
+
+
+def comparison_markdown(comparisons: list[Comparison]) -> str:
+    lines = ["| config | metric | published | measured | difference |", "|---|---|---|---|---|"]
+    for comparison in comparisons:
+        for line in comparison.lines:
+            lines.append(f"| {comparison.label} | {line.metric} | {line.text('published')} | "
+                         f"{line.text('measured')} | {line.text('difference')} |")
+    for comparison in comparisons:
+        if comparison.expected.verdict or comparison.expected.note:
+            ours = comparison.row.verdict.label if comparison.row and comparison.row.verdict else "not run"
+            published = comparison.expected.verdict or ""
+            lines.append(f"\n- {comparison.label}: published *{published}* {comparison.expected.note}".rstrip()
+                         + f"; measured *{ours}*")
+    return "\n".join(lines)
+
+
+def settings_items(study: StudyData) -> list[tuple[str, str]]:
+    """The fixed settings, then each parameter's values, as ``(name, text)``."""
+    items = [(key, _value_text(value)) for key, value in study.fixed.items()]
+    for key, body in study.parameters.items():
+        if "value" in body:
+            items.append((key, _value_text(body["value"])))
+        elif "values" in body:
+            items.append((key, "swept: " + ", ".join(_value_text(v) for v in body["values"])))
+        else:
+            items.append((key, "swept: " + ", ".join(f"{k} {v}" for k, v in body.items())))
+    return items
+
+
+def _value_text(value: Any) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+# ---------------------------------------------------------------- HTML
+
+
+def charts(study: StudyData) -> list[dict[str, str]]:
+    """The page's figures: ``{"id", "title", "svg"}`` each."""
+    from lrtrack import charts as draw
+
+    figures = [
+        ("train-loss", "Training loss", draw.line_chart(
+            "train-loss", [(r.label, *r.series("train/loss")) for r in study.rows],
+            title="Training loss per epoch", ylabel="train loss")),
+        ("val-acc", "Validation accuracy", draw.line_chart(
+            "val-acc", [(r.label, *r.series("val/acc")) for r in study.rows],
+            title="Validation accuracy per epoch", ylabel="val accuracy", percent=True,
+            hline=(study.chance, f"chance {study.chance:.0%}"))),
+    ]
+    if study.lr_varies:
+        figures.append(("lr", "Learning rate", draw.line_chart(
+            "lr", [(r.label, *r.series("lr")) for r in study.rows],
+            title="Learning rate per epoch (as used)", ylabel="learning rate", log_y=True)))
+    if len(study.swept) >= 2:
+        x_name, y_name = study.swept[:2]
+        x_values = _distinct(r.config[x_name] for r in study.rows)
+        y_values = _distinct(r.config[y_name] for r in study.rows)
+        key = study.metric.name
+        maximize = study.metric.goal == "maximize"
+        cells: dict[tuple[Any, Any], float] = {}
+        for r in study.rows:  # best over any further swept parameters
+            value = r.final(key)
+            if value is None or not math.isfinite(value):
+                continue
+            slot = (r.config[x_name], r.config[y_name])
+            if slot not in cells or (value > cells[slot]) == maximize:
+                cells[slot] = value
+        rest = f", best over {', '.join(study.swept[2:])}" if len(study.swept) > 2 else ""
+        figures.append(("heatmap", f"Final {key}", draw.heatmap(
+            "heatmap", x_name, x_values, y_name, y_values, cells,
+            title=f"Final {key} by {x_name} and {y_name}{rest}", percent=key.endswith("acc"))))
+    return [{"id": chart_id, "title": title, "svg": svg} for chart_id, title, svg in figures]
+
+
+def _distinct(values) -> list[Any]:
+    seen: list[Any] = []
+    for value in values:
+        if value not in seen:
+            seen.append(value)
+    try:
+        return sorted(seen)
+    except TypeError:
+        return seen
+
+
+def render_html(study: StudyData) -> str:
+    """The whole report as one self-contained HTML page."""
+    import jinja2
+
+    from lrtrack import __version__
+
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader("lrtrack", "."),
+        autoescape=jinja2.select_autoescape(["html"]),
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    template = env.get_template("report_template.html")
+    return template.render(
+        study=study,
+        settings=settings_items(study),
+        columns=results_columns(study),
+        cell=cell,
+        value_text=_value_text,
+        charts=charts(study),
+        comparisons=compare_expected(study),
+        rules={"chance_factor": f"{CHANCE_FACTOR:g}", "close_points": f"{CLOSE_POINTS * 100:g}",
+               "improving_acc": f"{IMPROVING_ACC * 100:g}", "improving_loss": f"{IMPROVING_LOSS * 100:g}",
+               "unstable_drop": f"{UNSTABLE_DROP * 100:g}"},
+        generated=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        version=__version__,
+    )
+
+
+def write_html(study: StudyData, path: str | os.PathLike) -> Path:
+    """Render and write the page atomically: a temporary file next to ``path``, then a rename."""
+    html = render_html(study)
+    path = Path(path)
+    try:
+        handle = tempfile.NamedTemporaryFile("w", encoding="utf-8", dir=path.parent or ".", prefix=f".{path.name}.",
+                                             suffix=".tmp", delete=False)
+    except OSError as exc:
+        raise UserError(f"--html: cannot write {path} ({exc.strerror or exc})") from None
+    try:
+        with handle:
+            handle.write(html)
+        os.chmod(handle.name, 0o666 & ~_umask())  # tempfile creates 0600; a report is an ordinary file
+        os.replace(handle.name, path)
+    except OSError as exc:
+        Path(handle.name).unlink(missing_ok=True)
+        raise UserError(f"--html: cannot write {path} ({exc.strerror or exc})") from None
+    return path
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+# ---------------------------------------------------------------- W&B report
+
+
+def runset_filter(study: StudyData) -> str:
+    """Local sweeps' runs carry ``group=<sweep id>`` (also after `lrtrack sync`); hosted sweeps' runs their sweep."""
+    field_name = "Sweep" if study.backend == "wandb" else "Group"
+    return f"Metric('{field_name}') == '{study.sweep_id}'"
+
+
+def wandb_report(study: StudyData, entity: str, *, runset_project: bool):
+    """A W&B Report (``wandb_workspaces.reports.v2``) of the study.
+
+    ``runset_project`` names the project on the run set; that makes
+    wandb-workspaces look the project up on the server, so `wandb_report_json`
+    leaves it out (the run set then reads the report's own project).
+    """
+    import wandb_workspaces.reports.v2 as wr
+
+    groupby = [f"config.{key}" for key in study.swept]
+    runset = wr.Runset(
+        entity=entity if runset_project else "",
+        project=study.project if runset_project else "",
+        name=f"sweep {study.sweep_id}",
+        filters=runset_filter(study),
+        groupby=groupby,
+    )
+    line_group = groupby[0] if len(groupby) == 1 else None  # several swept keys: the run set's grouping
+    panels = [
+        wr.LinePlot(title="Validation accuracy per epoch", x="epoch", y=["val/acc"], groupby=line_group,
+                    layout=wr.Layout(x=0, y=0, w=12, h=8)),
+        wr.LinePlot(title="Training loss per epoch", x="epoch", y=["train/loss"], groupby=line_group,
+                    layout=wr.Layout(x=12, y=0, w=12, h=8)),
+    ]
+    if study.lr_varies:
+        panels.append(wr.LinePlot(title="Learning rate per epoch", x="epoch", y=["lr"], groupby=line_group,
+                                  log_y=True, layout=wr.Layout(x=0, y=8, w=12, h=8)))
+    columns = [wr.ParallelCoordinatesPlotColumn(metric=f"c::{key}") for key in study.swept]
+    columns += [wr.ParallelCoordinatesPlotColumn(metric=m) for m in ("train/loss", "val/acc")]
+    panels += [
+        wr.ParallelCoordinatesPlot(title=f"{', '.join(study.swept)} vs final metrics", columns=columns,
+                                   layout=wr.Layout(x=12 if study.lr_varies else 0, y=8, w=12, h=8)),
+        wr.RunComparer(diff_only="split", layout=wr.Layout(x=0, y=16, w=24, h=10)),
+    ]
+    blocks = [
+        wr.MarkdownBlock(text=_about_markdown(study)),
+        wr.H2(text="Curves"),
+        wr.PanelGrid(runsets=[runset], panels=panels),
+        wr.H2(text="Results and verdicts"),
+        wr.MarkdownBlock(text=results_markdown(study)),
+    ]
+    comparisons = compare_expected(study)
+    if comparisons:
+        blocks += [wr.H2(text="Measured vs published"), wr.MarkdownBlock(text=comparison_markdown(comparisons))]
+    return wr.Report(project=study.project, entity=entity, title=f"{study.name}: learning-rate study"[:128],
+                     description=study.description, blocks=blocks)
+
+
+def _about_markdown(study: StudyData) -> str:
+    settings = ", ".join(f"`{name}: {text}`" for name, text in settings_items(study))
+    return (f"{study.description}\n\nSweep `{study.sweep_id}` ({study.backend} backend, {study.method} search, "
+            f"metric {study.metric.name} {study.metric.goal}). Settings: {settings}.")
+
+
+def wandb_report_json(study: StudyData) -> dict[str, Any]:
+    """What `save_wandb_report` would send — title, project and the blocks' spec — built without any server."""
+    report = wandb_report(study, study.entity or "", runset_project=False)
+    model = report._to_model()  # the same conversion Report.save() uploads
+    return {
+        "entity": study.entity,
+        "project": study.project,
+        "title": report.title,
+        "description": report.description,
+        "spec": model.spec.model_dump(mode="json", by_alias=True, exclude_none=True),
+    }
+
+
+def save_wandb_report(study: StudyData) -> str:
+    """Save the report to W&B (needs a login) and return its URL."""
+    from lrtrack.tracking import resolve_wandb_mode
+
+    if resolve_wandb_mode() != "online":
+        raise UserError("--wandb: no W&B login (set WANDB_API_KEY or run `wandb login`, and unset WANDB_MODE=offline); "
+                        "--dry-run prints the report without a server")
+    import wandb
+
+    entity = study.entity or wandb.Api().default_entity
+    report = wandb_report(study, entity, runset_project=True)
+    try:
+        report.save()
+    except Exception as exc:  # network, permissions, unknown project: one line, not a traceback
+        raise LrtrackError(f"--wandb: saving the report to {entity}/{study.project} failed ({exc})") from None
+    return report.url
