@@ -239,7 +239,10 @@ def _tables():
             return None if value is None else json.dumps(value, default=str)
 
         def process_result_value(self, value, dialect):
-            return None if value is None else json.loads(value)
+            try:
+                return None if value is None else json.loads(value)
+            except ValueError:
+                raise StoreError("the store holds a value that is not JSON (a corrupt or tampered store)") from None
 
     metadata = MetaData()
     Table("lrtrack_meta", metadata, Column("key", String(64), primary_key=True), Column("value", Text, nullable=False))
