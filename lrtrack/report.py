@@ -209,11 +209,26 @@ def _row_from_store(run: RunRecord, swept: list[str], fixed: dict[str, Any]) -> 
         config=config,
         label=config_label(config),
         state=attempt.state if attempt else run.state,
-        history=list(attempt.history) if attempt else [],
+        history=_with_final_epoch(attempt.history, attempt.summary) if attempt else [],
         summary=dict(attempt.summary) if attempt else {},
         wandb_run_id=attempt.wandb_run_id if attempt else None,
         diverge_loss=_diverge_loss(fixed, run.config),
     )
+
+
+def _with_final_epoch(history: list[dict[str, Any]], summary: dict[str, Any]) -> list[dict[str, Any]]:
+    """The attempt's epochs, plus the final one when only the summary holds it.
+
+    A run that diverges stops before the agent's per-epoch hook, so the store's
+    history lacks that last epoch; the summary keeps its metrics (everything but
+    ``perf/*``), which is enough for the table and the curves.
+    """
+    rows = list(history)
+    last = summary.get("epoch")
+    if isinstance(last, int) and last == (rows[-1]["epoch"] if rows else 0) + 1:
+        rows.append({k: v for k, v in summary.items()
+                     if k not in ("state", "epochs_run") and not k.startswith(("best/", "perf/"))})
+    return rows
 
 
 def _rows_from_wandb(record: SweepRecord, swept: list[str], fixed: dict[str, Any]) -> list[ConfigResult]:
@@ -632,8 +647,8 @@ def wandb_report(study: StudyData, entity: str, *, runset_project: bool):
     if study.lr_varies:
         panels.append(wr.LinePlot(title="Learning rate per epoch", x="epoch", y=["lr"], groupby=line_group,
                                   log_y=True, layout=wr.Layout(x=0, y=8, w=12, h=8)))
-    columns = [wr.ParallelCoordinatesPlotColumn(metric=f"c::{key}") for key in study.swept]
-    columns += [wr.ParallelCoordinatesPlotColumn(metric=m) for m in ("train/loss", "val/acc")]
+    columns = [wr.ParallelCoordinatesPlotColumn(metric=wr.Config(key)) for key in study.swept]
+    columns += [wr.ParallelCoordinatesPlotColumn(metric=wr.SummaryMetric(m)) for m in ("train/loss", "val/acc")]
     panels += [
         wr.ParallelCoordinatesPlot(title=f"{', '.join(study.swept)} vs final metrics", columns=columns,
                                    layout=wr.Layout(x=12 if study.lr_varies else 0, y=8, w=12, h=8)),
