@@ -1,0 +1,292 @@
+"""The store on a real PostgreSQL server (started by scripts/test-postgres.sh).
+
+Agents are real processes (``python -m lrtrack agent ... --store postgresql+psycopg://...``)
+training tiny configs on ``digits`` with real offline W&B runs. Each test gets
+a fresh database on the server, dropped afterwards. The server restart test
+stops and starts the server itself through ``scripts/test-postgres.sh``, which
+finds it by ``LRTRACK_TEST_PG_DIR``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import secrets
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from lrtrack import wandb_files
+
+pytestmark = pytest.mark.postgres
+
+REPO = Path(__file__).resolve().parents[1]
+FAST = ["--heartbeat-seconds", "0.3", "--grace-seconds", "3", "--poll-seconds", "0.2"]
+
+
+def lrtrack(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "lrtrack", *args], capture_output=True, text=True, timeout=600,
+                          env=env)
+
+
+def spawn(*args: str) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "lrtrack", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+
+
+def write_spec(path: Path, parameters: dict[str, list], **fixed) -> Path:
+    lines = ["name: pg-test", "method: grid", "metric: {name: val/acc, goal: maximize}", "parameters:"]
+    lines += [f"  {name}: {{values: {json.dumps(values)}}}" for name, values in parameters.items()]
+    lines += ["fixed:"] + [f"  {key}: {value}" for key, value in {"dataset": "digits", **fixed}.items()]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def create(spec: Path, store: str) -> str:
+    proc = lrtrack("sweep", "create", str(spec), "--store", store, "--backend", "local")
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout.strip().splitlines()[-1]
+
+
+def show(sweep_id: str, store: str) -> dict:
+    proc = lrtrack("sweep", "show", sweep_id, "--json", "--store", store)
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout)
+
+
+def finished_configs(description: dict) -> Counter:
+    return Counter(json.dumps(e["config"], sort_keys=True) for e in description["runs"] if e["state"] == "finished")
+
+
+def runs_now(store: str, sweep_id: str):
+    """The sweep's runs read in this process (cheaper than a `sweep show` subprocess while polling)."""
+    from lrtrack.store import open_store
+
+    with open_store(store) as opened:
+        return opened.runs(sweep_id)
+
+
+def wait_for(condition, what: str, timeout: float = 300) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out waiting for {what}")
+        time.sleep(0.3)
+
+
+@pytest.fixture
+def pg_db(pg_url):
+    """A fresh, empty database on the test server for this test; its URL (password included)."""
+    from sqlalchemy import NullPool, create_engine, text
+    from sqlalchemy.engine import make_url
+
+    name = f"lrtrack_t_{secrets.token_hex(4)}"
+    admin = create_engine(pg_url, isolation_level="AUTOCOMMIT", poolclass=NullPool)  # no stale pooled connection
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield make_url(pg_url).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture
+def pg_user_db(pg_url):
+    """A database owned by a new login role with a known password: (url, password)."""
+    from sqlalchemy import NullPool, create_engine, text
+    from sqlalchemy.engine import make_url
+
+    suffix = secrets.token_hex(4)
+    name, user, password = f"lrtrack_t_{suffix}", f"lrtrack_u_{suffix}", f"secret{secrets.token_hex(8)}"
+    admin = create_engine(pg_url, isolation_level="AUTOCOMMIT", poolclass=NullPool)
+    with admin.connect() as conn:
+        conn.execute(text(f"CREATE ROLE \"{user}\" LOGIN PASSWORD '{password}'"))
+        conn.execute(text(f'CREATE DATABASE "{name}" OWNER "{user}"'))
+    url = make_url(pg_url).set(username=user, password=password, database=name)
+    try:
+        yield url.render_as_string(hide_password=False), password
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            conn.execute(text(f'DROP ROLE IF EXISTS "{user}"'))
+        admin.dispose()
+
+
+def dump_store(url: str) -> str:
+    """Every row of every table in the store's database, as text."""
+    from sqlalchemy import MetaData, create_engine, select
+
+    engine = create_engine(url)
+    try:
+        metadata = MetaData()
+        metadata.reflect(engine)
+        with engine.connect() as conn:
+            return "\n".join(repr(row) for table in metadata.sorted_tables for row in conn.execute(select(table)))
+    finally:
+        engine.dispose()
+
+
+def server_script(command: str, *args: str) -> None:
+    proc = subprocess.run(["bash", str(REPO / "scripts" / "test-postgres.sh"), command, *args],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+
+
+# ---------------------------------------------------------------- concurrency and faults
+
+
+def test_eight_agents_finish_a_24_point_grid_exactly_once_across_a_10s_server_outage(tmp_path, pg_db):
+    if not os.environ.get("LRTRACK_TEST_PG_DIR"):
+        pytest.skip("LRTRACK_TEST_PG_DIR not set: the server is not one scripts/test-postgres.sh can restart")
+    lrs = [round(0.001 * (i + 1), 4) for i in range(8)]
+    spec = write_spec(tmp_path / "grid.yaml", {"lr": lrs, "optimizer": ["sgd", "adam", "rmsprop"]},
+                      epochs=1, train_size=300)
+    sweep_id = create(spec, pg_db)
+    # The grace period (60 s) outlasts the outage: runs in flight keep their claim.
+    settings = ["--heartbeat-seconds", "0.5", "--grace-seconds", "60", "--poll-seconds", "0.3"]
+    agents = [spawn("agent", sweep_id, "--store", pg_db, *settings) for _ in range(8)]
+
+    wait_for(lambda: sum(run.state == "finished" for run in runs_now(pg_db, sweep_id)) >= 4, "4 finished runs")
+    before = runs_now(pg_db, sweep_id)
+    outage_started = time.monotonic()
+    server_script("restart-after", "10")
+    assert time.monotonic() - outage_started >= 10
+    assert sum(run.state == "finished" for run in before) < 24, "the outage must fall inside the sweep"
+    assert all(agent.poll() is None for agent in agents), "an agent gave up during the outage"
+
+    for agent in agents:
+        out, err = agent.communicate(timeout=500)
+        assert agent.returncode == 0, err
+        assert "agent exits:" in out
+    description = show(sweep_id, pg_db)
+    finished = finished_configs(description)
+    assert len(finished) == 24 and set(finished.values()) == {1}
+    assert len(description["runs"]) == 24  # one attempt each: nothing lost, nothing run twice
+    assert description["sweep"]["state"] == "finished"
+    workers = {entry["worker"] for entry in description["runs"]}
+    assert len(workers) > 1  # the grid really was shared
+
+
+def test_killed_agent_is_detected_by_heartbeat_and_its_run_finished_by_another(tmp_path, pg_db):
+    # fcn on digits, 12 epochs: a few seconds per run, long enough to be killed mid-run
+    sweep_id = create(write_spec(tmp_path / "grid.yaml", {"lr": [0.001, 0.003]}, epochs=12), pg_db)
+    victim = spawn("agent", sweep_id, "--store", pg_db, *FAST)
+    wait_for(lambda: any(len(run.history) >= 2 for run in runs_now(pg_db, sweep_id)), "the first run's 2nd epoch",
+             timeout=180)
+    victim.send_signal(signal.SIGKILL)
+    victim.wait()
+
+    rescuer = lrtrack("agent", sweep_id, "--store", pg_db, *FAST)
+    assert rescuer.returncode == 0, rescuer.stderr
+    description = show(sweep_id, pg_db)
+    assert finished_configs(description) == Counter(json.dumps({"lr": lr}) for lr in [0.001, 0.003])
+    (crashed,) = [e for e in description["runs"] if e["state"] == "crashed"]
+    assert crashed["attempt"] == 1 and 2 <= crashed["epochs"] < 12
+    (retried,) = [e for e in description["runs"] if e["config"] == crashed["config"] and e["attempt"] == 2]
+    assert retried["state"] == "finished" and retried["epochs"] == 12
+    assert retried["wandb_run_id"] != crashed["wandb_run_id"]
+
+    # Declared dead by the database clock: its last heartbeat is at least the grace period
+    # (3 s) before the moment another agent requeued it.
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(pg_db)
+    with engine.connect() as conn:
+        silent = conn.execute(text(
+            "SELECT a.ended_at - a.heartbeat_at FROM lrtrack_attempts a WHERE a.state = 'crashed'")).scalar_one()
+    engine.dispose()
+    assert silent >= 3.0
+
+
+# ---------------------------------------------------------------- every command, and security basics
+
+
+def test_every_command_works_on_postgres_without_showing_the_password_or_storing_the_api_key(
+        tmp_path, offline_wandb, pg_user_db):
+    url, password = pg_user_db
+    api_key = secrets.token_hex(20)  # looks like a real 40-character W&B key
+    env = {**os.environ, "WANDB_API_KEY": api_key, "WANDB_MODE": "offline"}
+    outputs = []
+
+    def run(*args: str, **extra_env: str) -> subprocess.CompletedProcess:
+        proc = lrtrack(*args, env={**env, **extra_env})
+        outputs.append(proc.stdout + proc.stderr)
+        assert proc.returncode == 0, proc.stderr
+        return proc
+
+    spec = write_spec(tmp_path / "g.yaml", {"lr": [0.01, 0.05]}, epochs=1, train_size=300)
+    sweep_id = run("sweep", "create", str(spec), "--store", url, "--backend", "local").stdout.strip().splitlines()[-1]
+    assert "***" in outputs[-1]  # the store is named, its password masked
+    agent = run("agent", sweep_id, "--store", url, *FAST)
+    assert "agent exits:" in agent.stdout
+    description = json.loads(run("sweep", "show", sweep_id, "--json", "--store", url).stdout)
+    assert len(finished_configs(description)) == 2
+    run("sweep", "show", sweep_id, "--store", url)
+    listing = run("sweep", "list", LRTRACK_STORE=url)  # the store from the environment
+    assert sweep_id in listing.stdout and "2/2 finished" in listing.stdout
+    sync = run("sync", sweep_id, "--dry-run", "--store", url)
+    for entry in description["runs"]:
+        assert entry["wandb_run_id"] in sync.stdout
+    if (REPO / "lrtrack" / "cli" / "report.py").exists():
+        run("report", sweep_id, "--html", str(tmp_path / "report.html"), "--store", url)
+        outputs.append((tmp_path / "report.html").read_text())
+
+    for text in outputs:
+        assert password not in text and api_key not in text
+    store_dump = dump_store(url)
+    assert sweep_id in store_dump and password not in store_dump and api_key not in store_dump
+    run_files = [path for path in offline_wandb.rglob("*") if path.is_file()]
+    assert any(path.suffix == ".wandb" for path in run_files)
+    for path in run_files:
+        assert api_key.encode() not in path.read_bytes(), path
+
+
+def test_a_wrong_password_is_one_line_without_the_password(tmp_path, pg_user_db):
+    from sqlalchemy.engine import make_url
+
+    url, password = pg_user_db
+    wrong = f"{password}x"
+    bad_url = make_url(url).set(password=wrong).render_as_string(hide_password=False)
+    spec = write_spec(tmp_path / "g.yaml", {"lr": [0.01]}, epochs=1)
+    for args in (["sweep", "create", str(spec), "--store", bad_url], ["sweep", "list", "--store", bad_url]):
+        proc = lrtrack(*args)
+        assert proc.returncode == 2, proc.stderr
+        (line,) = proc.stderr.strip().splitlines()
+        assert "password authentication failed" in line and "***" in line
+        assert wrong not in proc.stdout + proc.stderr and "Traceback" not in proc.stderr
+    assert dump_store(url) == ""  # nothing half-written: not even the tables
+
+
+def test_the_store_holds_json_text_only_and_never_unpickles(tmp_path, pg_db):
+    sweep_id = create(write_spec(tmp_path / "g.yaml", {"lr": [0.01]}, epochs=1), pg_db)
+    from sqlalchemy import create_engine, inspect, text
+
+    engine = create_engine(pg_db)
+    for table in inspect(engine).get_table_names():
+        for column in inspect(engine).get_columns(table):
+            assert "BYTEA" not in str(column["type"]).upper(), (table, column["name"])
+
+    # A pickle that would create a file when loaded, planted where the sweep's spec lives.
+    marker = tmp_path / "unpickled"
+
+    class Exploit:
+        def __reduce__(self):
+            return (open, (str(marker), "w"))
+
+    payload = pickle.dumps(Exploit(), protocol=0).decode("ascii")
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE lrtrack_sweeps SET spec = :payload WHERE id = :id"), {"payload": payload, "id": sweep_id})
+    engine.dispose()
+    proc = lrtrack("sweep", "show", sweep_id, "--store", pg_db)
+    assert not marker.exists()
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    (line,) = proc.stderr.strip().splitlines()
+    assert "not JSON" in line
