@@ -99,7 +99,10 @@ def line_chart(
         ax.set_xlabel("epoch")
         ax.set_ylabel(f"{ylabel} (%)" if percent else ylabel)
         ax.set_title(title, loc="left", fontweight="bold")
-        ax.legend(frameon=False, fontsize=9, loc="best")
+        if len(series) <= 3:
+            ax.legend(frameon=False, fontsize=9, loc="best")
+        else:  # many configurations: under the plot, never over the lines
+            ax.legend(frameon=False, fontsize=9, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2)
         return _svg(fig)
 
 

@@ -269,6 +269,7 @@ def judge(study: StudyData) -> None:
             ranked.append(row)
     if not ranked:
         return
+    excluded = [f"{r.label} {r.verdict.label}" for r in study.rows if r.verdict is not None]
     best = (max if maximize else min)(ranked, key=lambda r: r.final(key))
     best_value = best.final(key)
     for row in ranked:
@@ -277,8 +278,8 @@ def judge(study: StudyData) -> None:
         improving = _still_improving(row)
         if row is best:
             reason = f"final {key} {_fmt(key, value)}, {'highest' if maximize else 'lowest'} of {len(ranked)} configs"
-            if len(ranked) < len(study.rows):
-                reason += f" ({len(study.rows) - len(ranked)} more diverged, failed or stayed near chance)"
+            if excluded:
+                reason += f" (not ranked: {', '.join(excluded)})"
             if improving:
                 reason += f"; still improving at epoch {row.epochs_run} ({improving})"
             row.verdict = Verdict("best", "good", reason)

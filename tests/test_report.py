@@ -310,6 +310,8 @@ def test_verdict_rules():
     reasons = {r.label: r.verdict.reason for r in data.rows}
     assert "10.00 points behind the best (lr=0.01: 90.00%)" in reasons["lr=0.001"]
     assert "val acc +10.00 points in the last epoch" in reasons["lr=0.001"]
+    assert reasons["lr=0.01"].startswith("final val/acc 90.00%, highest of 4 configs "
+                                         "(not ranked: lr=0.1 near chance, lr=10 diverged, lr=5 diverged)")
     assert "0.50 points behind" in reasons["lr=0.02"]
     assert "fell from 88.00% (epoch 1) to 65.00%" in reasons["lr=0.05"]
     assert "12.00% <= 1.5 x chance (15%)" in reasons["lr=0.1"]
