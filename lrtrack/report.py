@@ -238,12 +238,12 @@ def _rows_from_wandb(record: SweepRecord, swept: list[str], fixed: dict[str, Any
     path = "/".join(part for part in (record.entity, record.project, record.id) if part)
     try:
         sweep = wandb.Api().sweep(path)
-        runs = sorted(sweep.runs, key=lambda run: str(run.created_at))
+        runs = sorted(sweep.runs, key=lambda run: str(getattr(run, "created_at", "")))  # ISO strings: oldest first
         rows = []
         for number, run in enumerate(runs, start=1):
             history = [{k: v for k, v in row.items() if not k.startswith("_")} for row in run.scan_history()]
             history = [row for row in history if row.get("epoch") is not None]
-            summary = {k: v for k, v in dict(run.summary).items() if not k.startswith("_")}
+            summary = {k: v for k, v in run.summary_metrics.items() if not k.startswith("_")}
             config = {key: run.config.get(key) for key in swept}
             rows.append(ConfigResult(
                 run=number, attempt=None, config=config, label=config_label(config),
