@@ -87,7 +87,7 @@ class Heartbeat:
 
     def __init__(self, store: Store, attempt_id: int, interval: float) -> None:
         self.store, self.attempt_id, self.interval = store, attempt_id, interval
-        self.stop_requested = threading.Event()
+        self.stop_reason: str | None = None  #: ``cancelled`` or ``superseded`` once the store says stop
         self._done = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="lrtrack-heartbeat", daemon=True)
 
@@ -102,8 +102,7 @@ class Heartbeat:
     def _loop(self) -> None:
         while not self._done.wait(self.interval):
             try:
-                if self.store.heartbeat(self.attempt_id):
-                    self.stop_requested.set()
+                self.stop_reason = self.store.heartbeat(self.attempt_id) or self.stop_reason
             except StoreError:
                 pass  # the database may be restarting: try again next beat
 
@@ -254,9 +253,9 @@ class Agent:
 
         def hook(metrics: dict[str, Any]) -> str | None:
             self.store.log_epoch(member.attempt.id, metrics)
-            if member.heartbeat is not None and member.heartbeat.stop_requested.is_set():
-                self.report(f"run {member.run.number}: the sweep was cancelled; stopping after epoch {metrics['epoch']}")
-                return "cancelled"
+            if member.heartbeat is not None and (reason := member.heartbeat.stop_reason):
+                self.report(f"run {member.run.number}: stopping after epoch {metrics['epoch']} ({reason})")
+                return reason
             if early_terminate and sweeps_lib.should_stop(
                 self.sweep.wandb_config, self.store.runs(self.sweep.id), member.run.id
             ):
@@ -325,10 +324,13 @@ class Worker:
 
 
 def workers_for(gpus: list[str] | None, per_gpu: int, cpu_workers: int) -> list[Worker]:
-    """One worker per GPU slot (``per_gpu`` each) with CUDA_VISIBLE_DEVICES, else N CPU workers."""
+    """One worker per GPU slot (``per_gpu`` each) with CUDA_VISIBLE_DEVICES, else N CPU workers
+    splitting the cores between them (OMP_NUM_THREADS, unless already set)."""
     if gpus:
         return [Worker(f"gpu{gpu}.{k}", {"CUDA_VISIBLE_DEVICES": gpu}) for gpu in gpus for k in range(per_gpu)]
-    return [Worker(f"cpu{k}", {}) for k in range(cpu_workers)]
+    # CPU workers share the cores instead of each starting one thread per core (oversubscription).
+    threads = {} if "OMP_NUM_THREADS" in os.environ else {"OMP_NUM_THREADS": str(max(1, (os.cpu_count() or 1) // cpu_workers))}
+    return [Worker(f"cpu{k}", dict(threads)) for k in range(cpu_workers)]
 
 
 def supervise(sweep_id: str, workers: list[Worker], agent_args: list[str], store_url: str,

@@ -82,7 +82,7 @@ class AttemptRecord:
     id: int
     run_id: int
     number: int
-    state: str  #: ``running``, ``crashed``, ``interrupted`` or the run state it ended in
+    state: str  #: ``running``, ``crashed``, ``interrupted``, ``superseded`` or the run state it ended in
     worker: str
     wandb_run_id: str | None
     started_at: datetime
@@ -176,8 +176,11 @@ class Store:
         """Record which W&B run belongs to the attempt."""
         raise NotImplementedError
 
-    def heartbeat(self, attempt_id: int) -> bool:
-        """Mark the attempt alive (database clock); True when it should stop (sweep cancelled)."""
+    def heartbeat(self, attempt_id: int) -> str | None:
+        """Mark the attempt alive (database clock). Returns None to go on, or why to stop:
+        ``cancelled`` (the sweep was cancelled) or ``superseded`` (the attempt was
+        declared crashed after a silence longer than the grace period, and its run
+        handed to another agent: training on would only duplicate that run)."""
         raise NotImplementedError
 
     def log_epoch(self, attempt_id: int, metrics: dict[str, Any]) -> None:
@@ -515,17 +518,22 @@ class SqlStore(Store):
         a = self._attempts
         self._do(lambda conn: conn.execute(a.update().where(a.c.id == attempt_id).values(wandb_run_id=wandb_run_id)))
 
-    def heartbeat(self, attempt_id: int) -> bool:
+    def heartbeat(self, attempt_id: int) -> str | None:
         from sqlalchemy import select
 
         a, r, s = self._attempts, self._runs, self._sweeps
 
-        def beat(conn: Connection) -> bool:
-            conn.execute(a.update().where(a.c.id == attempt_id, a.c.state == "running")
-                         .values(heartbeat_at=self._now(conn)))
-            state = conn.execute(select(s.c.state).join(r, r.c.sweep_id == s.c.id).join(a, a.c.run_id == r.c.id)
-                                 .where(a.c.id == attempt_id)).scalar()
-            return state == "cancelled"
+        def beat(conn: Connection) -> str | None:
+            attempt_state, sweep_state = conn.execute(
+                select(a.c.state, s.c.state)
+                .join(r, r.c.id == a.c.run_id).join(s, s.c.id == r.c.sweep_id).where(a.c.id == attempt_id)
+            ).one()
+            if sweep_state == "cancelled":
+                return "cancelled"
+            if attempt_state != "running":
+                return "superseded"
+            conn.execute(a.update().where(a.c.id == attempt_id).values(heartbeat_at=self._now(conn)))
+            return None
 
         return self._do(beat)
 
@@ -547,14 +555,17 @@ class SqlStore(Store):
         a, r = self._attempts, self._runs
 
         def finish(conn: Connection) -> None:
-            run_id, number = conn.execute(select(a.c.run_id, a.c.number).where(a.c.id == attempt_id)).one()
-            conn.execute(a.update().where(a.c.id == attempt_id).values(state=state, summary=summary,
+            current, run_id, number = conn.execute(
+                select(a.c.state, a.c.run_id, a.c.number).where(a.c.id == attempt_id)).one()
+            newer = conn.execute(select(a.c.id).where(a.c.run_id == run_id, a.c.number > number)).first()
+            # A late finisher, declared crashed while another agent took its run over, keeps
+            # its result but as "superseded": the run's result is the newer attempt's.
+            final = "superseded" if current == "crashed" and newer else state
+            conn.execute(a.update().where(a.c.id == attempt_id).values(state=final, summary=summary,
                                                                        ended_at=self._now(conn)))
-            # A late finisher whose run was already requeued still records its result,
-            # unless another agent has the run now (its attempt will end it).
+            if final == "superseded":
+                return
             conn.execute(r.update().where(r.c.id == run_id, r.c.state.in_(("running", "pending")))
-                         .where(~select(a.c.id).where(a.c.run_id == run_id, a.c.state == "running",
-                                                      a.c.id != attempt_id).exists())
                          .values(state=run_state_after(state, number, max_attempts)))
 
         self._do(finish)

@@ -56,3 +56,23 @@ def pg_url() -> str:
             pytest.fail("CI=true but LRTRACK_TEST_PG_URL is not set: PostgreSQL tests cannot be skipped in CI")
         pytest.skip("LRTRACK_TEST_PG_URL not set (run scripts/test-postgres.sh)")
     return url
+
+
+@pytest.fixture
+def pg_db(pg_url):
+    """A fresh, empty database on the test server for this test; its URL (password included)."""
+    import secrets
+
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    name = f"lrtrack_t_{secrets.token_hex(4)}"
+    admin = create_engine(pg_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield make_url(pg_url).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()

@@ -16,7 +16,8 @@ import pytest
 
 from lrtrack import wandb_files
 
-FAST = ["--heartbeat-seconds", "0.3", "--grace-seconds", "3", "--poll-seconds", "0.2"]
+# Short enough for tests, long enough that a busy 2-core machine never misses a heartbeat.
+FAST = ["--heartbeat-seconds", "0.5", "--grace-seconds", "10", "--poll-seconds", "0.2"]
 
 
 def lrtrack(*args: str, **kwargs) -> subprocess.CompletedProcess:
@@ -78,8 +79,8 @@ def test_two_agents_finish_a_grid_exactly_once(tmp_path, offline_wandb):
 
 def test_killed_agent_run_is_requeued_and_finished_by_another(tmp_path, offline_wandb):
     store = f"sqlite:///{tmp_path}/store.db"
-    # cnn on digits for 40 epochs: long enough (several seconds) to be killed mid-run
-    sweep_id = create(write_spec(tmp_path / "grid.yaml", [0.001, 0.003], epochs=40, model="cnn"), store)
+    # 40 epochs: long enough to be killed mid-run, short enough to rerun quickly
+    sweep_id = create(write_spec(tmp_path / "grid.yaml", [0.001, 0.003], epochs=40), store)
     victim = spawn("agent", sweep_id, "--store", store, *FAST)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
@@ -168,7 +169,7 @@ def test_paused_and_cancelled_sweeps_make_agents_exit_0_saying_why(tmp_path, off
 
 def test_sigterm_stops_the_run_cleanly_and_requeues_it(tmp_path, offline_wandb):
     store = f"sqlite:///{tmp_path}/store.db"
-    sweep_id = create(write_spec(tmp_path / "g.yaml", [0.001], epochs=60, model="cnn"), store)
+    sweep_id = create(write_spec(tmp_path / "g.yaml", [0.001], epochs=200), store)
     agent = spawn("agent", sweep_id, "--store", store, *FAST)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and not any(e["epochs"] >= 1 for e in show(sweep_id, store)["runs"]):

@@ -1,0 +1,230 @@
+"""The store's contract, one shared test class run against every backend:
+a real SQLite file and a real PostgreSQL database (scripts/test-postgres.sh).
+
+Configs are proposed by W&B's own `sweeps` engine (`lrtrack.sweep.propose`), as in
+production; no training happens here, so these tests are fast.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+
+from lrtrack.config import SweepSpec
+from lrtrack.errors import StoreError, StoreOpenError, UnknownSweepError
+from lrtrack.store import open_store
+from lrtrack.sweep import propose
+
+
+def grid_spec(lrs: list[float], **extra) -> SweepSpec:
+    return SweepSpec(name="grid", parameters={"lr": {"values": lrs}}, fixed={"dataset": "digits", "epochs": 1}, **extra)
+
+
+def create(store, spec: SweepSpec):
+    return store.create_sweep(name=spec.name, backend="local", spec=spec.model_dump(mode="json"),
+                              wandb_config=spec.to_wandb(), project=spec.project, entity=spec.entity)
+
+
+def claim(store, sweep, worker="w", grace=60.0, max_attempts=3):
+    return store.claim_run(sweep.id, worker, propose(sweep.wandb_config), grace_seconds=grace, max_attempts=max_attempts)
+
+
+#: One agent without training: claim, finish, repeat until the sweep says stop.
+CLAIM_LOOP = textwrap.dedent("""
+    import sys, time
+    from lrtrack.store import open_store
+    from lrtrack.sweep import propose
+    url, sweep_id, worker = sys.argv[1:]
+    with open_store(url) as store:
+        next_config = propose(store.get_sweep(sweep_id).wandb_config)
+        while True:
+            c = store.claim_run(sweep_id, worker, next_config, grace_seconds=60, max_attempts=3)
+            if c.run is None:
+                if c.reason != "wait":
+                    break
+                time.sleep(0.02)
+                continue
+            store.log_epoch(c.attempt.id, {"epoch": 1, "val/acc": 0.5})
+            store.finish_attempt(c.attempt.id, "finished", {"val/acc": 0.5}, max_attempts=3)
+""")
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def store_url(request, tmp_path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path}/store.db"
+    return request.getfixturevalue("pg_db")
+
+
+@pytest.fixture
+def store(store_url):
+    with open_store(store_url) as opened:
+        yield opened
+
+
+class TestStoreContract:
+    """What every store must do; parametrised over SQLite and PostgreSQL by ``store_url``."""
+
+    def test_sweeps_are_created_listed_and_found_by_id(self, store):
+        first, second = create(store, grid_spec([0.1])), create(store, grid_spec([0.2]))
+        assert first.id != second.id and len(first.id) == 8
+        assert store.get_sweep(first.id).spec["parameters"] == {"lr": {"values": [0.1]}}
+        assert store.get_sweep(first.id).state == "running" and store.get_sweep(first.id).backend == "local"
+        assert {s.id for s in store.list_sweeps()} == {first.id, second.id}
+        with pytest.raises(UnknownSweepError, match="unknown sweep id 'nope'"):
+            store.get_sweep("nope")
+
+    def test_a_grid_is_claimed_point_by_point_then_waits_then_finishes(self, store):
+        sweep = create(store, grid_spec([0.1, 0.01, 0.001]))
+        claims = [claim(store, sweep, worker=f"w{i}") for i in range(3)]
+        assert sorted(c.run.config["lr"] for c in claims) == [0.001, 0.01, 0.1]
+        assert [c.attempt.number for c in claims] == [1, 1, 1]
+        assert claim(store, sweep).reason == "wait"  # nothing left, but runs are in flight
+        for c in claims:
+            store.finish_attempt(c.attempt.id, "finished", {"val/acc": 0.9}, max_attempts=3)
+        assert claim(store, sweep).reason == "exhausted"
+        assert store.get_sweep(sweep.id).state == "finished"
+        assert claim(store, sweep).reason == "finished"
+        assert [r.state for r in store.runs(sweep.id)] == ["finished"] * 3
+
+    def test_concurrent_agent_processes_claim_each_point_exactly_once(self, store, store_url):
+        lrs = [round(0.001 * (i + 1), 4) for i in range(8)]
+        spec = SweepSpec(name="grid24", parameters={"lr": {"values": lrs}, "optimizer": {"values": ["sgd", "adam", "rmsprop"]}},
+                         fixed={"dataset": "digits"})
+        sweep = create(store, spec)
+        procs = [subprocess.Popen([sys.executable, "-c", CLAIM_LOOP, store_url, sweep.id, f"p{i}"],
+                                  stderr=subprocess.PIPE, text=True) for i in range(8)]
+        for proc in procs:
+            _, err = proc.communicate(timeout=300)
+            assert proc.returncode == 0, err
+        runs = store.runs(sweep.id)
+        configs = [json.dumps(r.config, sort_keys=True) for r in runs]
+        assert len(runs) == 24 and len(set(configs)) == 24
+        assert all(r.state == "finished" and len(r.attempts) == 1 for r in runs)
+        assert len({r.attempts[0].worker for r in runs}) > 1  # the work really was shared
+        assert store.get_sweep(sweep.id).state == "finished"
+
+    def test_a_silent_attempt_is_requeued_after_the_grace_period(self, store):
+        sweep = create(store, grid_spec([0.1]))
+        first = claim(store, sweep, worker="dead", grace=0.5)
+        assert claim(store, sweep, grace=0.5).reason == "wait"  # still within the grace period
+        time.sleep(1.0)
+        second = claim(store, sweep, worker="rescuer", grace=0.5)
+        assert second.run.id == first.run.id and second.attempt.number == 2
+        (run,) = store.runs(sweep.id)
+        assert [a.state for a in run.attempts] == ["crashed", "running"]
+        assert [a.worker for a in run.attempts] == ["dead", "rescuer"]
+        assert store.heartbeat(first.attempt.id) == "superseded"  # the slow agent learns it lost the run
+        store.finish_attempt(first.attempt.id, "finished", {"val/acc": 0.1}, max_attempts=3)  # it finished anyway
+        store.finish_attempt(second.attempt.id, "finished", {"val/acc": 0.2}, max_attempts=3)
+        (run,) = store.runs(sweep.id)
+        assert run.state == "finished" and run.summary == {"val/acc": 0.2}
+        assert [(a.state, a.summary) for a in run.attempts] == [("superseded", {"val/acc": 0.1}), ("finished", {"val/acc": 0.2})]
+
+    def test_heartbeats_keep_an_attempt_alive(self, store):
+        sweep = create(store, grid_spec([0.1]))
+        first = claim(store, sweep, grace=0.8)
+        for _ in range(4):
+            time.sleep(0.3)
+            assert store.heartbeat(first.attempt.id) is None
+        assert claim(store, sweep, grace=0.8).reason == "wait"
+
+    def test_a_run_fails_for_good_after_max_attempts(self, store):
+        sweep = create(store, grid_spec([0.1]))
+        for number in (1, 2):
+            c = claim(store, sweep, max_attempts=2)
+            assert c.attempt.number == number
+            store.finish_attempt(c.attempt.id, "failed", {"state": "failed", "error": "boom"}, max_attempts=2)
+        (run,) = store.runs(sweep.id)
+        assert run.state == "failed" and [a.state for a in run.attempts] == ["failed", "failed"]
+        assert claim(store, sweep, max_attempts=2).reason == "exhausted"
+
+    def test_an_interrupted_attempt_goes_back_to_pending(self, store):
+        sweep = create(store, grid_spec([0.1]))
+        c = claim(store, sweep)
+        store.finish_attempt(c.attempt.id, "interrupted", {"state": "interrupted"}, max_attempts=1)
+        assert store.runs(sweep.id)[0].state == "pending"
+        again = claim(store, sweep)
+        assert again.run.id == c.run.id and again.attempt.number == 2
+
+    def test_epochs_summary_and_wandb_id_are_kept_nan_included(self, store):
+        sweep = create(store, grid_spec([10.0]))
+        c = claim(store, sweep)
+        store.set_wandb_run_id(c.attempt.id, "abc12345")
+        store.log_epoch(c.attempt.id, {"epoch": 1, "train/loss": 2.5, "lr": 10.0})
+        store.log_epoch(c.attempt.id, {"epoch": 2, "train/loss": float("nan"), "lr": 10.0})
+        store.finish_attempt(c.attempt.id, "diverged", {"state": "diverged", "train/loss": float("inf")}, max_attempts=3)
+        (run,) = store.runs(sweep.id)
+        assert run.state == "diverged" and run.attempts[0].wandb_run_id == "abc12345"
+        assert [row["epoch"] for row in run.history] == [1, 2]
+        assert math.isnan(run.history[1]["train/loss"]) and math.isinf(run.summary["train/loss"])
+        assert run.attempts[0].ended_at is not None
+
+    def test_cancel_stops_running_attempts_and_pending_runs(self, store):
+        sweep = create(store, grid_spec([0.1, 0.2]))
+        running = claim(store, sweep)
+        other = claim(store, sweep)
+        store.finish_attempt(other.attempt.id, "interrupted", {}, max_attempts=3)  # back to pending
+        assert store.heartbeat(running.attempt.id) is None
+        store.set_sweep_state(sweep.id, "cancelled")
+        assert store.heartbeat(running.attempt.id) == "cancelled"
+        states = {r.config["lr"]: r.state for r in store.runs(sweep.id)}
+        assert states == {running.run.config["lr"]: "running", other.run.config["lr"]: "cancelled"}
+        assert claim(store, sweep).reason == "cancelled"
+
+    def test_run_cap_ends_a_random_search(self, store):
+        spec = SweepSpec(name="rand", method="random", run_cap=2,
+                         parameters={"lr": {"distribution": "log_uniform_values", "min": 1e-4, "max": 1e-1}},
+                         fixed={"dataset": "digits"})
+        sweep = create(store, spec)
+        for _ in range(2):
+            c = claim(store, sweep)
+            assert 1e-4 <= c.run.config["lr"] <= 1e-1
+            store.finish_attempt(c.attempt.id, "finished", {}, max_attempts=3)
+        assert claim(store, sweep).reason == "run_cap"
+
+    def test_driver_errors_become_store_errors(self, store):
+        sweep = create(store, grid_spec([0.1]))
+        spec = grid_spec([0.1])
+        with pytest.raises(StoreError, match="store "):
+            store.create_sweep(name="dup", backend="local", spec=spec.model_dump(mode="json"),
+                               wandb_config=spec.to_wandb(), project="p", entity=None, sweep_id=sweep.id)
+        assert [s.name for s in store.list_sweeps()] == ["grid"]  # rolled back, nothing half-written
+
+    def test_a_store_of_another_schema_version_is_refused(self, store, store_url):
+        from sqlalchemy import create_engine, text
+
+        engine = create_engine(store_url.replace("postgresql://", "postgresql+psycopg://"))
+        with engine.begin() as conn:
+            conn.execute(text("UPDATE lrtrack_meta SET value = '99' WHERE key = 'schema_version'"))
+        engine.dispose()
+        with pytest.raises(StoreOpenError, match="schema version 99"):
+            open_store(store_url)
+
+
+def test_unreachable_postgres_is_one_error_without_the_password():
+    with pytest.raises(StoreOpenError) as err:
+        open_store("postgresql://someone:hunter2@127.0.0.1:1/db")
+    assert "hunter2" not in str(err.value) and "127.0.0.1" in str(err.value)
+
+
+def test_unknown_scheme_and_plain_paths(tmp_path):
+    with pytest.raises(StoreOpenError, match="unsupported store"):
+        open_store("mysql://nowhere/db")
+    with open_store(tmp_path / "plain.db") as store:
+        assert store.url.endswith("plain.db") and store.list_sweeps() == []
+
+
+def test_a_sqlite_file_of_another_program_is_refused(tmp_path):
+    import sqlite3
+
+    path = tmp_path / "other.db"
+    sqlite3.connect(path).execute("CREATE TABLE notes (x)").connection.commit()
+    with pytest.raises(StoreOpenError, match="not an lrtrack store"):
+        open_store(path)
