@@ -83,34 +83,18 @@ def run(config: TrainConfig, logger: RunLogger | None = None, on_epoch: EpochHoo
     scheduler = build_scheduler(config, optimizer, steps_per_epoch)
     per_batch = config.scheduler == "onecycle"
 
-    logger.start(config)
-    history: list[dict[str, Any]] = []
-    best: dict[str, Any] = {"val/acc": -1.0, "epoch": 0, "state": None}
+    record = Recorder(config, logger)
     state = FINISHED
-    started = time.perf_counter()
     try:
         for epoch in range(1, config.epochs + 1):
             tick = time.perf_counter()
             train_loss, train_acc, lr_used = train_epoch(
                 model, optimizer, scheduler if per_batch else None, data.train, config, order_generator
             )
-            metrics = {"epoch": epoch, "train/loss": train_loss, "train/acc": train_acc}
-            metrics.update(_prefixed("val", evaluate(model, data.eval_split, config)))
-            if data.val is not None:
-                metrics.update(_prefixed("test", evaluate(model, data.test, config)))
-            seconds = time.perf_counter() - tick
-            metrics.update({"lr": lr_used, "perf/epoch_seconds": seconds, "perf/samples_per_second": len(data.train) / seconds})
-            history.append(metrics)
-            logger.log_epoch(metrics)
-
-            if metrics["val/acc"] > best["val/acc"]:
-                best = {"val/acc": metrics["val/acc"], "epoch": epoch, "state": _snapshot(model)}
-            if is_diverged(train_loss, config.diverge_loss):
-                state = DIVERGED
-                break
-            if scheduler is not None and not per_batch:
-                step_epoch_scheduler(scheduler, metrics["val/loss"])
-            if on_epoch is not None and (stop := on_epoch(metrics)):
+            val = evaluate(model, data.eval_split, config)
+            test = evaluate(model, data.test, config) if data.val is not None else None
+            metrics = epoch_metrics(epoch, train_loss, train_acc, val, test, lr_used, time.perf_counter() - tick, len(data.train))
+            if stop := record.end_epoch(metrics, lambda: _snapshot(model), scheduler, on_epoch):
                 state = stop
                 break
     except KeyboardInterrupt:
@@ -120,11 +104,58 @@ def run(config: TrainConfig, logger: RunLogger | None = None, on_epoch: EpochHoo
         state = FAILED
         raise
     finally:
-        summary = _summary(history, best, state, time.perf_counter() - started)
-        if history:
-            _log_files(logger, config, model, best, history)
-        logger.finish(summary)
-    return RunResult(config=config, state=state, history=history, summary=summary, wandb_run_id=logger.run_id)
+        result = record.finish(state, lambda: _snapshot(model))
+    return result
+
+
+class Recorder:
+    """One run's bookkeeping, shared by `run` and packed training (`lrtrack.pack`).
+
+    It starts the logger, and after each epoch logs the row, keeps the best weights,
+    detects divergence, steps a per-epoch scheduler and asks the hook whether to stop;
+    `finish` logs the checkpoints and curves and the summary.
+    """
+
+    def __init__(self, config: TrainConfig, logger: RunLogger) -> None:
+        self.config, self.logger = config, logger
+        self.history: list[dict[str, Any]] = []
+        self.best: dict[str, Any] = {"val/acc": -1.0, "epoch": 0, "state": None}
+        logger.start(config)
+        self.started = time.perf_counter()
+
+    def end_epoch(self, metrics: dict[str, Any], weights: Callable[[], dict], scheduler: Any,
+                  on_epoch: EpochHook | None) -> str | None:
+        """Record one epoch; returns the state the run ends in if it ends here, else None."""
+        self.history.append(metrics)
+        self.logger.log_epoch(metrics)
+        if metrics["val/acc"] > self.best["val/acc"]:
+            self.best = {"val/acc": metrics["val/acc"], "epoch": metrics["epoch"], "state": weights()}
+        if is_diverged(metrics["train/loss"], self.config.diverge_loss):
+            return DIVERGED
+        if scheduler is not None and self.config.scheduler != "onecycle":  # onecycle steps per batch
+            step_epoch_scheduler(scheduler, metrics["val/loss"])
+        if on_epoch is not None and (stop := on_epoch(metrics)):
+            return stop
+        return None
+
+    def finish(self, state: str, weights: Callable[[], dict]) -> RunResult:
+        """Checkpoints and curves (when an epoch ran), then the summary; the run's result."""
+        summary = _summary(self.history, self.best, state, time.perf_counter() - self.started)
+        if self.history:
+            _log_files(self.logger, self.config, weights(), self.best, self.history)
+        self.logger.finish(summary)
+        return RunResult(config=self.config, state=state, history=self.history, summary=summary,
+                         wandb_run_id=self.logger.run_id)
+
+
+def epoch_metrics(epoch: int, train_loss: float, train_acc: float, val: dict[str, float], test: dict[str, float] | None,
+                  lr: float, seconds: float, samples: int) -> dict[str, Any]:
+    """One history row: epoch, train/*, val/* (and test/*), lr used, epoch time and throughput."""
+    metrics = {"epoch": epoch, "train/loss": train_loss, "train/acc": train_acc, **_prefixed("val", val)}
+    if test is not None:
+        metrics.update(_prefixed("test", test))
+    metrics.update({"lr": lr, "perf/epoch_seconds": seconds, "perf/samples_per_second": samples / seconds})
+    return metrics
 
 
 def train_epoch(
@@ -202,16 +233,20 @@ def resolve_device(name: str) -> torch.device:
 
 
 def build_optimizer(config: TrainConfig, params) -> torch.optim.Optimizer:
+    """The configured optimizer. SGD, Adam and AdamW use PyTorch's fused kernels (one
+    kernel for all parameters; measured faster on CPU, see benchmarks/README.md)."""
     import torch
 
+    params = list(params)
+    fused = {"fused": True} if params and params[0].device.type in ("cpu", "cuda") else {}
     if config.optimizer == "sgd":
         return torch.optim.SGD(
-            params, lr=config.lr, momentum=config.momentum, nesterov=config.nesterov, weight_decay=config.weight_decay
+            params, lr=config.lr, momentum=config.momentum, nesterov=config.nesterov, weight_decay=config.weight_decay, **fused
         )
     if config.optimizer == "adam":
-        return torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay)
+        return torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay, **fused)
     if config.optimizer == "adamw":
-        return torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
+        return torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay, **fused)
     return torch.optim.RMSprop(params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
 
 
@@ -279,7 +314,7 @@ def _summary(history: list[dict[str, Any]], best: dict[str, Any], state: str, se
     }
 
 
-def _log_files(logger: RunLogger, config: TrainConfig, model, best: dict[str, Any], history) -> None:
+def _log_files(logger: RunLogger, config: TrainConfig, weights: dict, best: dict[str, Any], history) -> None:
     """Final and best checkpoints as one ``model`` artifact, and the curves figure."""
     import torch
 
@@ -287,8 +322,8 @@ def _log_files(logger: RunLogger, config: TrainConfig, model, best: dict[str, An
 
     folder = logger.files_dir
     final_path, best_path = folder / "final.pt", folder / "best.pt"
-    torch.save(_snapshot(model), final_path)
-    torch.save(best["state"] or _snapshot(model), best_path)
+    torch.save(weights, final_path)
+    torch.save(best["state"] or weights, best_path)
     metadata = {"config": config.model_dump(), "best_epoch": best["epoch"], "best_val_acc": best["val/acc"]}
     logger.log_checkpoints({"final": final_path, "best": best_path}, metadata)
     logger.log_figure("curves", curves_figure(history, folder / "curves.png", title=config.label()))

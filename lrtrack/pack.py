@@ -1,0 +1,304 @@
+"""Packed training: several compatible configs trained together in one process.
+
+Small learning-rate studies are dominated by per-step overhead, not arithmetic, so
+K runs of the same model, data and batch size train faster as one batched program
+than one after another. `run_packed` does that with ``torch.func``:
+
+- the K models are built exactly as `lrtrack.train.run` builds them (``torch.manual_seed(seed)``
+  then ``build_model``), and `stack_module_state` stacks their weights into one
+  ``(K, ...)`` tensor per parameter;
+- each member's optimizer (built by `lrtrack.train.build_optimizer`, so its own
+  lr, optimizer, momentum, weight decay...) and scheduler own *views* of its slice of
+  those stacked tensors, so an optimizer step updates the stack in place, no copy;
+- one step is one ``vmap``-ed ``functional_call`` forward and one backward for all
+  members; each member's gradient is its slice of the stacked gradient;
+- each member keeps its own data order (a generator seeded ``seed + 1``, like
+  `run`), its own subset/validation split when seeds differ, its own divergence
+  check, hook, W&B run (its logger) and summary, through the `Recorder` that `run` uses.
+
+A member that diverges, is stopped by its hook or reaches its own ``epochs`` finishes
+its W&B run at the end of that epoch and drops out: the remaining members are
+re-stacked and go on undisturbed. Results equal training each config alone with
+`lrtrack.train.run` up to floating-point rounding (batched matmuls add in another
+order); ``tests/test_pack.py`` checks it. ``compile`` is ignored when packing.
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from lrtrack.errors import LrtrackError
+from lrtrack.tracking import MemoryLogger, RunLogger
+from lrtrack.train import (
+    FAILED,
+    FINISHED,
+    INTERRUPTED,
+    EpochHook,
+    Recorder,
+    RunResult,
+    _autocast,
+    batches_per_epoch,
+    build_optimizer,
+    build_scheduler,
+    epoch_metrics,
+    resolve_device,
+)
+
+if TYPE_CHECKING:
+    import torch
+
+    from lrtrack.config import TrainConfig
+
+#: Settings members of a pack must share: the data, the model's shape, the batch
+#: shapes and where/how it runs. Everything else (lr, optimizer, scheduler, epochs,
+#: seed, momentum, weight decay, divergence threshold...) may differ per member.
+PACK_FIELDS = (
+    "dataset", "data_dir", "train_size", "test_size", "val_split", "model", "hidden",
+    "batch_size", "eval_batch_size", "device", "precision", "drop_last",
+)
+
+
+def pack_key(config: TrainConfig) -> tuple:
+    """Configs with equal keys can train together in one `run_packed` call."""
+    return tuple(getattr(config, name) for name in PACK_FIELDS)
+
+
+@dataclass
+class Member:
+    """One config of a pack: its weights (views into the stack), optimizer, data order and records."""
+
+    config: TrainConfig
+    hook: EpochHook | None
+    record: Recorder
+    data: int  #: index of its dataset among the pack's distinct ones
+    generator: torch.Generator
+    weights: dict[str, torch.Tensor]
+    optimizer: torch.optim.Optimizer
+    scheduler: Any
+    state: str | None = None  #: None while training
+    result: RunResult | None = None  #: set when it finishes
+
+    @property
+    def per_batch(self) -> bool:
+        return self.config.scheduler == "onecycle"
+
+    def snapshot(self) -> dict[str, torch.Tensor]:
+        return {name: tensor.detach().clone() for name, tensor in self.weights.items()}
+
+
+def run_packed(configs: list[TrainConfig], loggers: list[RunLogger] | None = None,
+               hooks: list[EpochHook | None] | None = None) -> list[RunResult]:
+    """Train ``configs`` together; one `RunResult` per config, as `lrtrack.train.run` would return."""
+    import copy
+
+    import torch
+    from torch.func import stack_module_state
+
+    from lrtrack.data import load_data
+    from lrtrack.models import build_model
+
+    configs = list(configs)
+    loggers = list(loggers) if loggers is not None else [MemoryLogger() for _ in configs]
+    hooks = list(hooks) if hooks is not None else [None] * len(configs)
+    if len({pack_key(config) for config in configs}) > 1:
+        differing = [f for i, f in enumerate(PACK_FIELDS) if len({pack_key(c)[i] for c in configs}) > 1]
+        raise LrtrackError(f"cannot pack configs that differ in {', '.join(differing)}")
+    first = configs[0]
+    device = resolve_device(first.device)
+
+    # data: loaded once per distinct split (the seed matters only for subsets and validation splits)
+    data_keys = [_data_key(config) for config in configs]
+    distinct = list(dict.fromkeys(data_keys))
+    datas = [load_data(configs[data_keys.index(key)], device) for key in distinct]
+    train_x = torch.cat([d.train.x for d in datas]) if len(datas) > 1 else datas[0].train.x
+    train_y = torch.cat([d.train.y for d in datas]) if len(datas) > 1 else datas[0].train.y
+
+    # models: each member's weights are what torch.manual_seed(seed) + build_model give alone
+    models = []
+    for config in configs:
+        torch.manual_seed(config.seed)
+        models.append(build_model(config, datas[0].input_shape, datas[0].num_classes).to(device))
+    skeleton = copy.deepcopy(models[0]).to("meta")  # the structure functional_call runs
+    stacked, buffers = stack_module_state(models)
+    storage = _storage(stacked)
+    steps_per_epoch = batches_per_epoch(len(datas[0].train), first.batch_size, first.drop_last)
+
+    members = []
+    for i, (config, logger, hook) in enumerate(zip(configs, loggers, hooks)):
+        with torch.no_grad():
+            weights = {name: tensor[i].detach().requires_grad_() for name, tensor in _stacked(storage).items()}
+        optimizer = build_optimizer(config, weights.values())
+        members.append(Member(
+            config=config, hook=hook, record=Recorder(config, logger), data=distinct.index(data_keys[i]),
+            generator=torch.Generator().manual_seed(config.seed + 1), weights=weights, optimizer=optimizer,
+            scheduler=build_scheduler(config, optimizer, steps_per_epoch),
+        ))
+
+    active = members
+    try:
+        for epoch in itertools.count(1):
+            tick = time.perf_counter()
+            trained = _train_epoch(skeleton, storage, buffers, active, train_x, train_y, len(datas[0].train))
+            vals = _evaluate(skeleton, _stacked(storage), buffers, active, [d.eval_split for d in datas], first)
+            tests = _evaluate(skeleton, _stacked(storage), buffers, active, [d.test for d in datas], first) \
+                if datas[0].val is not None else [None] * len(active)
+            seconds = time.perf_counter() - tick
+            for member, (loss, acc, lr), val, test in zip(active, trained, vals, tests):
+                metrics = epoch_metrics(epoch, loss, acc, val, test, lr, seconds, len(datas[0].train))
+                stop = member.record.end_epoch(metrics, member.snapshot, member.scheduler, member.hook)
+                if stop or epoch == member.config.epochs:
+                    _finish(member, stop or FINISHED)
+            survivors = [member for member in active if member.state is None]
+            if not survivors:
+                break
+            if len(survivors) < len(active):
+                storage, buffers = _restack(storage, buffers, survivors, active)
+            active = survivors
+    except KeyboardInterrupt:
+        for member in members:
+            if member.state is None:
+                _finish(member, INTERRUPTED)
+        raise
+    except Exception:
+        for member in members:
+            if member.state is None:
+                _finish(member, FAILED)
+        raise
+    return [member.result for member in members]
+
+
+def _data_key(config: TrainConfig) -> tuple:
+    """Members with equal keys see identical splits."""
+    seeded = config.train_size is not None or config.test_size is not None or config.val_split > 0
+    return (config.seed if seeded else None,)
+
+
+def _finish(member: Member, state: str) -> None:
+    member.state = state
+    member.result = member.record.finish(state, member.snapshot)
+
+
+def _batched_loss(skeleton: torch.nn.Module):
+    """``(weights, buffers, x, y) -> (mean loss, logits)`` for all members at once."""
+    import torch.nn.functional as F
+    from torch.func import functional_call, vmap
+
+    def loss(weights, buffers, x, y):
+        logits = functional_call(skeleton, (weights, buffers), (x,))
+        return F.cross_entropy(logits, y), logits
+
+    return vmap(loss)
+
+
+def _storage(stacked: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The stacked weights as leaves, matrices stored transposed, ``(K, in, out)``.
+
+    With that layout the batched weight gradient (``x^T @ grad``) lands in place; in
+    the ``(K, out, in)`` layout autograd adds a transposing copy of every weight
+    gradient, which measured as slow as the matmul itself on CPU.
+    """
+    return {name: (t.mT.contiguous() if t.dim() == 3 else t).detach().requires_grad_() for name, t in stacked.items()}
+
+
+def _stacked(storage: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """``(K, *shape)`` views of the storage, in the shapes the model's parameters have."""
+    return {name: t.mT if t.dim() == 3 else t for name, t in storage.items()}
+
+
+def _train_epoch(skeleton, storage, buffers, active: list[Member], train_x, train_y, n: int) -> list[tuple]:
+    """One pass for every active member, each in its own seeded order; (loss, acc, lr used) per member.
+
+    Mirrors `lrtrack.train.train_epoch`: the same batches, the same optimizer and
+    scheduler steps, loss and correct counts accumulated on the device and read once.
+    """
+    import torch
+
+    config = active[0].config
+    size = config.batch_size
+    device = train_x.device
+    offsets = [member.data * n for member in active]  # where each member's split starts in train_x
+    orders = torch.stack([torch.randperm(n, generator=m.generator) + offset for m, offset in zip(active, offsets)])
+    orders = orders.to(device)
+    end = n - n % size if config.drop_last and n >= size else n
+    loss_sum = torch.zeros(len(active), device=device)
+    correct = torch.zeros(len(active), device=device, dtype=torch.long)
+    first_lrs = [m.optimizer.param_groups[0]["lr"] for m in active]
+    lr_sums = [0.0] * len(active)
+    steps = 0
+    forward = _batched_loss(skeleton)
+    autocast = _autocast(config, device)
+    for start in range(0, end, size):
+        index = orders[:, start : start + size]
+        x, y = train_x[index], train_y[index]  # (K, B, ...) and (K, B)
+        with autocast:
+            losses, logits = forward(_stacked(storage), buffers, x, y)
+        for tensor in storage.values():
+            tensor.grad = None
+        losses.sum().backward()  # members are independent: each gets its own loss's gradient
+        grads = _stacked({name: tensor.grad for name, tensor in storage.items()})
+        for j, member in enumerate(active):
+            for name, weight in member.weights.items():
+                weight.grad = grads[name][j]
+            lr_sums[j] += member.optimizer.param_groups[0]["lr"]
+            member.optimizer.step()
+            if member.per_batch:
+                member.scheduler.step()
+        loss_sum += losses.detach() * y.shape[1]
+        correct += (logits.argmax(-1) == y).sum(1)
+        steps += 1
+    seen = min(end, n)
+    losses_seen, correct_seen = torch.stack([loss_sum, correct.to(loss_sum.dtype)]).tolist()
+    return [
+        (loss / seen, right / seen, lr_sums[j] / max(steps, 1) if member.per_batch else first_lrs[j])
+        for j, (member, loss, right) in enumerate(zip(active, losses_seen, correct_seen))
+    ]
+
+
+def _evaluate(skeleton, stacked, buffers, active: list[Member], splits, config: TrainConfig) -> list[dict[str, float]]:
+    """Mean loss and accuracy of every active member on its own ``splits[member.data]``, without gradients."""
+    import torch
+    import torch.nn.functional as F
+    from torch.func import functional_call, vmap
+
+    shared = len({member.data for member in active}) == 1
+
+    def sums(weights, buffers, x, y):
+        logits = functional_call(skeleton, (weights, buffers), (x,)).float()
+        return F.cross_entropy(logits, y, reduction="sum"), (logits.argmax(1) == y).sum()
+
+    # one split for all: broadcast it (in_dims None) instead of copying it K times
+    batched = vmap(sums, in_dims=(0, 0, None, None) if shared else 0)
+    own = [splits[member.data] for member in active]
+    n, size = len(own[0]), config.eval_batch_size
+    loss_sum = torch.zeros(len(active), device=own[0].x.device)
+    correct = torch.zeros(len(active), device=own[0].x.device)
+    with torch.no_grad(), _autocast(config, own[0].x.device):
+        for start in range(0, n, size):
+            if shared:
+                x, y = own[0].x[start : start + size], own[0].y[start : start + size]
+            else:
+                x = torch.stack([split.x[start : start + size] for split in own])
+                y = torch.stack([split.y[start : start + size] for split in own])
+            losses, rights = batched(stacked, buffers, x, y)
+            loss_sum += losses
+            correct += rights
+    losses_seen, correct_seen = torch.stack([loss_sum, correct]).tolist()
+    return [{"loss": loss / n, "acc": right / n} for loss, right in zip(losses_seen, correct_seen)]
+
+
+def _restack(storage: dict, buffers: dict, survivors: list[Member], previous: list[Member]) -> tuple[dict, dict]:
+    """Storage holding only the survivors; their optimizers keep the same weight objects."""
+    import torch
+
+    keep = torch.tensor([previous.index(member) for member in survivors])
+    with torch.no_grad():
+        storage = {name: tensor.detach()[keep].requires_grad_() for name, tensor in storage.items()}
+        views = _stacked(storage)
+        for j, member in enumerate(survivors):
+            for name, weight in member.weights.items():
+                weight.data = views[name][j]  # same tensor object (optimizer state stays), new storage
+        buffers = {name: tensor[keep] for name, tensor in buffers.items()}
+    return storage, buffers
