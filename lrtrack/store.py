@@ -418,7 +418,14 @@ class SqlStore(Store):
     # -- runs
 
     def runs(self, sweep_id: str) -> list[RunRecord]:
-        return self._do(lambda conn: self._load_runs(conn, sweep_id))
+        from sqlalchemy import text
+
+        def load(conn: Connection) -> list[RunRecord]:
+            if not self._is_sqlite:  # one snapshot for _load_runs' three queries while agents commit
+                conn.execute(text("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY"))
+            return self._load_runs(conn, sweep_id)
+
+        return self._do(load)
 
     def _load_runs(self, conn: Connection, sweep_id: str) -> list[RunRecord]:
         from sqlalchemy import select
