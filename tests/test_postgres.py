@@ -16,6 +16,7 @@ import secrets
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections import Counter
 from pathlib import Path
@@ -173,6 +174,34 @@ def test_eight_agents_finish_a_24_point_grid_exactly_once_across_a_10s_server_ou
     assert description["sweep"]["state"] == "finished"
     workers = {entry["worker"] for entry in description["runs"]}
     assert len(workers) > 1  # the grid really was shared
+
+
+def test_reading_runs_while_another_agent_claims_sees_one_consistent_snapshot(tmp_path, pg_db):
+    sweep_id = create(write_spec(tmp_path / "g.yaml", {"lr": [0.01]}, epochs=1), pg_db)
+    from lrtrack.store import open_store
+
+    errors: list[BaseException] = []
+
+    def claim_many() -> None:  # a claim commits a new run and its first attempt together
+        try:
+            with open_store(pg_db) as store:
+                for _ in range(150):
+                    store.claim_run(sweep_id, "claimer", lambda runs: {"lr": len(runs) + 1},
+                                    grace_seconds=60, max_attempts=1)
+        except BaseException as exc:  # reported by the main thread
+            errors.append(exc)
+
+    claimer = threading.Thread(target=claim_many)
+    claimer.start()
+    reads = 0
+    with open_store(pg_db) as store:
+        while claimer.is_alive() or reads == 0:
+            runs = store.runs(sweep_id)
+            assert all(len(run.attempts) == 1 for run in runs)
+            reads += 1
+        claimer.join()
+        assert not errors, errors
+        assert reads > 10 and len(store.runs(sweep_id)) == 150
 
 
 def test_killed_agent_is_detected_by_heartbeat_and_its_run_finished_by_another(tmp_path, pg_db):
