@@ -130,13 +130,11 @@ class Recorder:
         self.logger.log_epoch(metrics)
         if metrics["val/acc"] > self.best["val/acc"]:
             self.best = {"val/acc": metrics["val/acc"], "epoch": metrics["epoch"], "state": weights()}
-        if is_diverged(metrics["train/loss"], self.config.diverge_loss):
-            return DIVERGED
-        if scheduler is not None and self.config.scheduler != "onecycle":  # onecycle steps per batch
+        diverged = is_diverged(metrics["train/loss"], self.config.diverge_loss)
+        if not diverged and scheduler is not None and self.config.scheduler != "onecycle":  # onecycle: per batch
             step_epoch_scheduler(scheduler, metrics["val/loss"])
-        if on_epoch is not None and (stop := on_epoch(metrics)):
-            return stop
-        return None
+        stop = on_epoch(metrics) if on_epoch is not None else None  # the hook sees every row, the last one too
+        return DIVERGED if diverged else stop
 
     def finish(self, state: str, weights: Callable[[], dict]) -> RunResult:
         """Checkpoints and curves (when an epoch ran), then the summary; the run's result."""

@@ -64,6 +64,9 @@ def test_divergence_ends_the_run_with_state_diverged():
     last = result.history[-1]["train/loss"]
     assert not math.isfinite(last) or last > 50
     assert logger.summary["state"] == "diverged"
+    seen = []
+    run(config, on_epoch=lambda m: seen.append(m["epoch"]))
+    assert seen == [row["epoch"] for row in result.history]  # the hook sees the diverging epoch too
 
 
 def test_hook_can_stop_a_run():
