@@ -642,6 +642,10 @@ def _sqlite_connect(dbapi_connection, connection_record) -> None:
     """Let SQLAlchemy's ``begin`` event issue BEGIN itself (pysqlite's own is deferred)."""
     dbapi_connection.isolation_level = None
     dbapi_connection.execute("PRAGMA foreign_keys=ON")
+    # Write-ahead log: commits append instead of rewriting, so the many short
+    # transactions of concurrent agents (claims, heartbeats, epochs) wait less.
+    dbapi_connection.execute("PRAGMA journal_mode=WAL")
+    dbapi_connection.execute("PRAGMA synchronous=NORMAL")
 
 
 def _begin_immediate(conn) -> None:

@@ -83,12 +83,23 @@ def engine_runs(runs: list[RunRecord]) -> list[Any]:
 
 
 def propose(wandb_config: dict[str, Any]) -> Callable[[list[RunRecord]], dict[str, Any] | None]:
-    """A function that asks ``sweeps.next_run`` for the next config given the runs so far."""
+    """A function that asks ``sweeps.next_run`` for the next config given the runs so far.
+
+    A grid, once exhausted, stays exhausted (runs are never deleted), so the function
+    remembers it: an agent waiting for other agents' runs then claims without asking
+    the engine again, keeping its turns holding the store's lock short.
+    """
     import sweeps
 
+    exhausted = False
+
     def next_config(runs: list[RunRecord]) -> dict[str, Any] | None:
+        nonlocal exhausted
+        if exhausted:
+            return None
         suggestion = sweeps.next_run(wandb_config, engine_runs(runs))
         if suggestion is None:
+            exhausted = wandb_config.get("method") == "grid"
             return None
         return {key: body["value"] for key, body in suggestion.config.items()}
 

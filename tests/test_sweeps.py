@@ -17,7 +17,7 @@ import pytest
 from lrtrack import wandb_files
 
 # Short enough for tests, long enough that a busy 2-core machine never misses a heartbeat.
-FAST = ["--heartbeat-seconds", "0.5", "--grace-seconds", "10", "--poll-seconds", "0.2"]
+FAST = ["--heartbeat-seconds", "0.5", "--grace-seconds", "10", "--poll-seconds", "0.5"]
 
 
 def lrtrack(*args: str, **kwargs) -> subprocess.CompletedProcess:
@@ -125,17 +125,20 @@ def test_eight_agents_on_a_24_point_grid(tmp_path, offline_wandb):
 
 
 def test_hyperband_stops_a_clearly_worse_run(tmp_path, offline_wandb):
+    # One agent runs the grid in order, best lr first: at epoch 1 the third and fourth runs
+    # fall below hyperband's threshold (W&B's `sweeps.stop_runs`, min_iter 1, eta 2).
     store = f"sqlite:///{tmp_path}/store.db"
     hyperband = "early_terminate: {type: hyperband, min_iter: 1, eta: 2}\n"
-    spec = write_spec(tmp_path / "hb.yaml", [0.01, 0.00001, 0.000003], epochs=6, optimizer="sgd", extra=hyperband)
+    spec = write_spec(tmp_path / "hb.yaml", [0.1, 0.01, 0.001, 0.0001], epochs=4, optimizer="sgd", extra=hyperband)
     sweep_id = create(spec, store)
     proc = lrtrack("agent", sweep_id, "--store", store, *FAST)
     assert proc.returncode == 0, proc.stderr
     runs = {e["config"]["lr"]: e for e in show(sweep_id, store)["runs"]}
-    assert runs[0.01]["state"] == "finished" and runs[0.01]["epochs"] == 6
+    assert runs[0.1]["state"] == "finished" and runs[0.1]["epochs"] == 4
     stopped = [e for e in runs.values() if e["state"] == "early-stopped"]
-    assert stopped, runs
-    assert all(e["epochs"] < 6 and e["config"]["lr"] < 0.01 for e in stopped)
+    assert stopped, {lr: (e["state"], e["metrics"]["val/acc"]) for lr, e in runs.items()}
+    assert all(e["epochs"] < 4 and e["config"]["lr"] <= 0.001 for e in stopped)
+    assert "stopped early by hyperband" in proc.stdout
 
 
 def test_sweep_run_prints_the_id_last_and_show_lists_it(tmp_path, offline_wandb):
@@ -233,3 +236,40 @@ def test_sync_dry_run_lists_every_attempts_run_folder(tmp_path, offline_wandb):
     for entry in show(sweep_id, store)["runs"]:
         assert entry["wandb_run_id"] in proc.stdout
     assert " sync " in proc.stdout and "--project lrtrack" in proc.stdout
+
+
+def test_worker_slots_one_per_gpu_with_cuda_visible_devices():
+    from lrtrack.agent import workers_for
+
+    slots = workers_for(["0", "3"], per_gpu=2, cpu_workers=1)
+    assert [(w.name, w.env["CUDA_VISIBLE_DEVICES"]) for w in slots] == [
+        ("gpu0.0", "0"), ("gpu0.1", "0"), ("gpu3.0", "3"), ("gpu3.1", "3")]
+    assert [w.name for w in workers_for(None, per_gpu=1, cpu_workers=3)] == ["cpu0", "cpu1", "cpu2"]
+
+
+def test_supervisor_starts_a_worker_per_gpu_and_reports_each_exit(tmp_path, offline_wandb):
+    # No GPU here: each worker gets its own CUDA_VISIBLE_DEVICES and trains on the CPU.
+    store = f"sqlite:///{tmp_path}/store.db"
+    sweep_id = create(write_spec(tmp_path / "g.yaml", [0.01, 0.02], epochs=1), store)
+    proc = lrtrack("agent", sweep_id, "--gpus", "0,1", "--store", store, *FAST)
+    assert proc.returncode == 0, proc.stderr
+    for name in ("gpu0.0", "gpu1.0"):
+        assert f"worker {name} (pid" in proc.stdout and "exited with code 0" in proc.stdout
+    description = show(sweep_id, store)
+    assert len(finished_configs(description)) == 2
+    assert all(":gpu" in entry["worker"] for entry in description["runs"])
+
+
+def test_supervisor_forwards_sigterm_and_every_run_is_requeued(tmp_path, offline_wandb):
+    store = f"sqlite:///{tmp_path}/store.db"
+    sweep_id = create(write_spec(tmp_path / "g.yaml", [0.001, 0.002], epochs=200), store)
+    supervisor = spawn("agent", sweep_id, "--workers", "2", "--store", store, *FAST)
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline and sum(e["epochs"] >= 1 for e in show(sweep_id, store)["runs"]) < 2:
+        time.sleep(0.3)
+    supervisor.send_signal(signal.SIGTERM)
+    out, _ = supervisor.communicate(timeout=120)
+    assert supervisor.returncode == 143
+    assert out.count("exited with code 143") == 2
+    entries = show(sweep_id, store)["runs"]
+    assert len(entries) == 2 and {(e["state"], e["run_state"]) for e in entries} == {("interrupted", "pending")}

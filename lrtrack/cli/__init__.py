@@ -69,7 +69,8 @@ def main(argv: list[str] | None = None) -> None:
         exc.show()
         sys.exit(exc.exit_code)
     except (KeyboardInterrupt, click.exceptions.Abort) as exc:
-        code = getattr(exc, "exit_code", 130)  # 143 for SIGTERM (lrtrack.agent.Terminated)
+        interrupt = exc.__cause__ or exc  # click wraps KeyboardInterrupt in Abort
+        code = getattr(interrupt, "exit_code", 130)  # 143 for SIGTERM (lrtrack.agent.Terminated)
         err_console.print("terminated" if code == 143 else "interrupted")
         sys.exit(code)
     sys.exit(code if isinstance(code, int) else 0)
