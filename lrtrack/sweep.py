@@ -15,7 +15,7 @@ from collections import Counter
 from typing import TYPE_CHECKING, Any, Callable
 
 from lrtrack.config import SweepSpec, TrainConfig, make_train_config
-from lrtrack.errors import UserError
+from lrtrack.errors import LrtrackError, UserError
 
 if TYPE_CHECKING:
     from lrtrack.store import RunRecord, Store, SweepRecord
@@ -48,9 +48,7 @@ def create_sweep(spec: SweepSpec, store: Store, backend: str | None = None) -> S
         raise UserError(f"--backend: must be one of {', '.join(BACKENDS)}, not {backend!r}")
     sweep_id = None
     if backend == "wandb":
-        import wandb
-
-        sweep_id = wandb.sweep(spec.to_wandb(), project=spec.project, entity=spec.entity)
+        sweep_id = register_with_wandb(spec)
     return store.create_sweep(
         name=spec.name,
         backend=backend,
@@ -60,6 +58,21 @@ def create_sweep(spec: SweepSpec, store: Store, backend: str | None = None) -> S
         entity=spec.entity,
         sweep_id=sweep_id,
     )
+
+
+def register_with_wandb(spec: SweepSpec) -> str:
+    """``wandb.sweep``: W&B's hosted controller; needs a login and W&B's server."""
+    from lrtrack.tracking import resolve_wandb_mode
+
+    if resolve_wandb_mode() != "online":
+        raise UserError("--backend wandb: needs a W&B login (WANDB_API_KEY or `wandb login`) and no WANDB_MODE=offline; "
+                        "use --backend local to run the sweep offline")
+    import wandb
+
+    try:
+        return wandb.sweep(spec.to_wandb(), project=spec.project, entity=spec.entity)
+    except Exception as exc:  # network, auth, server-side validation: one line, nothing stored
+        raise LrtrackError(f"W&B did not register the sweep: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
 
 
 def spec_of(sweep: SweepRecord) -> SweepSpec:

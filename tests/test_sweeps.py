@@ -273,3 +273,13 @@ def test_supervisor_forwards_sigterm_and_every_run_is_requeued(tmp_path, offline
     assert out.count("exited with code 143") == 2
     entries = show(sweep_id, store)["runs"]
     assert len(entries) == 2 and {(e["state"], e["run_state"]) for e in entries} == {("interrupted", "pending")}
+
+
+def test_wandb_backend_offline_is_one_clear_error_and_stores_nothing(tmp_path):
+    store = f"sqlite:///{tmp_path}/store.db"
+    proc = lrtrack("sweep", "create", str(write_spec(tmp_path / "g.yaml", [0.01])), "--backend", "wandb", "--store", store)
+    assert proc.returncode == 2
+    (line,) = proc.stderr.strip().splitlines()
+    assert "--backend wandb" in line and "--backend local" in line
+    listing = lrtrack("sweep", "list", "--store", store)
+    assert listing.returncode == 0 and "test-grid" not in listing.stdout
