@@ -63,11 +63,12 @@ def pg_db(pg_url):
     """A fresh, empty database on the test server for this test; its URL (password included)."""
     import secrets
 
-    from sqlalchemy import create_engine, text
+    from sqlalchemy import NullPool, create_engine, text
     from sqlalchemy.engine import make_url
 
     name = f"lrtrack_t_{secrets.token_hex(4)}"
-    admin = create_engine(pg_url, isolation_level="AUTOCOMMIT")
+    # NullPool: a fresh connection for the drop, even after a test restarted the server
+    admin = create_engine(pg_url, isolation_level="AUTOCOMMIT", poolclass=NullPool)
     with admin.connect() as conn:
         conn.execute(text(f'CREATE DATABASE "{name}"'))
     try:
