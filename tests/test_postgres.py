@@ -2,9 +2,9 @@
 
 Agents are real processes (``python -m lrtrack agent ... --store postgresql+psycopg://...``)
 training tiny configs on ``digits`` with real offline W&B runs. Each test gets
-a fresh database on the server, dropped afterwards. The server restart test
-stops and starts the server itself through ``scripts/test-postgres.sh``, which
-finds it by ``LRTRACK_TEST_PG_DIR``.
+a fresh database on the server (conftest's ``pg_db``), dropped afterwards. The
+server restart test stops and starts the server itself through
+``scripts/test-postgres.sh``, which finds it by ``LRTRACK_TEST_PG_DIR``.
 """
 
 from __future__ import annotations
@@ -79,24 +79,6 @@ def wait_for(condition, what: str, timeout: float = 300) -> None:
         if time.monotonic() > deadline:
             pytest.fail(f"timed out waiting for {what}")
         time.sleep(0.3)
-
-
-@pytest.fixture
-def pg_db(pg_url):
-    """A fresh, empty database on the test server for this test; its URL (password included)."""
-    from sqlalchemy import NullPool, create_engine, text
-    from sqlalchemy.engine import make_url
-
-    name = f"lrtrack_t_{secrets.token_hex(4)}"
-    admin = create_engine(pg_url, isolation_level="AUTOCOMMIT", poolclass=NullPool)  # no stale pooled connection
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield make_url(pg_url).set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 @pytest.fixture
