@@ -232,7 +232,9 @@ def _train_epoch(skeleton, storage, buffers, active: list[Member], train_x, trai
     autocast = _autocast(config, device)
     for start in range(0, end, size):
         index = orders[:, start : start + size]
-        x, y = train_x[index], train_y[index]  # (K, B, ...) and (K, B)
+        # (K, B, ...) and (K, B); index_select measured 5x faster than train_x[index] on CPU
+        x = train_x.index_select(0, index.reshape(-1)).view(*index.shape, *train_x.shape[1:])
+        y = train_y.index_select(0, index.reshape(-1)).view(index.shape)
         with autocast:
             losses, logits = forward(_stacked(storage), buffers, x, y)
         for tensor in storage.values():

@@ -1,0 +1,65 @@
+"""Non-training overhead of a whole sweep: wall time of ``lrtrack sweep run`` vs the time
+its runs spent training (issue 6, item 3).
+
+Runs ``lrtrack sweep run SPEC --workers 1 --offline`` in a fresh process (a fresh
+SQLite store and ``WANDB_DIR``), then reads every attempt's per-epoch
+``perf/epoch_seconds`` (training + evaluation) back from the store. Overhead is
+everything else: process start and imports, the sweep engine, store transactions,
+W&B init/finish, checkpoints and the curves figure.
+
+    python benchmarks/bench_overhead.py --quick                     # sweeps/quick/study-a.yaml (3,000 samples, 2 epochs)
+    python benchmarks/bench_overhead.py                             # study A as published (60,000 samples, 5 epochs)
+    python benchmarks/bench_overhead.py --spec sweeps/study-b-mnist-cnn-small.yaml
+
+Target (issue 6): overhead <= 10% of study A's wall time on CPU.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from _common import machine, parser
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def main() -> None:
+    p = parser(__doc__.splitlines()[0])
+    p.add_argument("--spec", type=Path, default=None, help="Sweep file (default: study A, or its quick version).")
+    args = p.parse_args()
+    spec = args.spec or REPO / "sweeps" / ("quick/study-a.yaml" if args.quick else "study-a-fashion-fcn-adam.yaml")
+
+    from lrtrack.store import open_store
+
+    with tempfile.TemporaryDirectory(prefix="lrtrack-bench-") as tmp:
+        store_url = f"sqlite:///{tmp}/store.db"
+        env = {**os.environ, "WANDB_MODE": "offline", "WANDB_DIR": tmp, "WANDB_SILENT": "true"}
+        if args.threads:
+            env["OMP_NUM_THREADS"] = str(args.threads)  # torch's intra-op threads in the child
+        print(f"# machine: {machine()}", flush=True)
+        command = [sys.executable, "-m", "lrtrack", "sweep", "run", str(spec), "--workers", "1",
+                   "--store", store_url, "--offline"]
+        tick = time.perf_counter()
+        proc = subprocess.run(command, capture_output=True, text=True, env=env, cwd=tmp)
+        wall = time.perf_counter() - tick
+        if proc.returncode != 0:
+            sys.exit(f"lrtrack sweep run failed ({proc.returncode}): {proc.stderr.strip()[-2000:]}")
+        sweep_id = proc.stdout.strip().splitlines()[-1]
+        with open_store(store_url) as store:
+            runs = store.runs(sweep_id)
+            epochs = [row["perf/epoch_seconds"] for run in runs for attempt in run.attempts for row in attempt.history]
+    training = sum(epochs)
+    overhead = wall - training
+    print("| sweep | runs x epochs | wall s | training s | overhead s | overhead share |")
+    print("|---|---|---|---|---|---|")
+    print(f"| {spec.stem} | {len(runs)} x {len(epochs) // max(len(runs), 1)} | {wall:.1f} | {training:.1f} | "
+          f"{overhead:.1f} | **{overhead / wall:.0%}** |")
+
+
+if __name__ == "__main__":
+    main()
