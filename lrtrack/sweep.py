@@ -104,6 +104,9 @@ def propose(wandb_config: dict[str, Any]) -> Callable[[list[RunRecord]], dict[st
     """
     import sweeps
 
+    # The engine's first call is slow (it builds its schema validators): pay for it here,
+    # not inside a claim that holds the store's lock while other agents wait.
+    sweeps.next_run(wandb_config, [])
     exhausted = False
 
     def next_config(runs: list[RunRecord]) -> dict[str, Any] | None:
