@@ -23,7 +23,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from _common import machine, parser
+from _common import parser, setup
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -36,12 +36,12 @@ def main() -> None:
 
     from lrtrack.store import open_store
 
+    setup(args)  # prints the machine, with the thread count the child gets
     with tempfile.TemporaryDirectory(prefix="lrtrack-bench-") as tmp:
         store_url = f"sqlite:///{tmp}/store.db"
         env = {**os.environ, "WANDB_MODE": "offline", "WANDB_DIR": tmp, "WANDB_SILENT": "true"}
         if args.threads:
             env["OMP_NUM_THREADS"] = str(args.threads)  # torch's intra-op threads in the child
-        print(f"# machine: {machine()}", flush=True)
         command = [sys.executable, "-m", "lrtrack", "sweep", "run", str(spec), "--workers", "1",
                    "--store", store_url, "--offline"]
         tick = time.perf_counter()

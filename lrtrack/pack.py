@@ -122,14 +122,13 @@ def run_packed(configs: list[TrainConfig], loggers: list[RunLogger] | None = Non
         torch.manual_seed(config.seed)
         models.append(build_model(config, datas[0].input_shape, datas[0].num_classes).to(device))
     skeleton = copy.deepcopy(models[0]).to("meta")  # the structure functional_call runs
-    stacked, buffers = stack_module_state(models)
-    storage = _storage(stacked)
+    stacked, buffers = stack_module_state(models)  # one (K, ...) leaf per parameter and buffer
     steps_per_epoch = batches_per_epoch(len(datas[0].train), first.batch_size, first.drop_last)
 
     members = []
     for i, (config, logger, hook) in enumerate(zip(configs, loggers, hooks)):
         with torch.no_grad():
-            weights = {name: tensor[i].detach().requires_grad_() for name, tensor in _stacked(storage).items()}
+            weights = {name: tensor[i].detach().requires_grad_() for name, tensor in stacked.items()}
         optimizer = build_optimizer(config, weights.values())
         members.append(Member(
             config=config, hook=hook, record=Recorder(config, logger), data=distinct.index(data_keys[i]),
@@ -141,9 +140,9 @@ def run_packed(configs: list[TrainConfig], loggers: list[RunLogger] | None = Non
     try:
         for epoch in itertools.count(1):
             tick = time.perf_counter()
-            trained = _train_epoch(skeleton, storage, buffers, active, train_x, train_y, len(datas[0].train))
-            vals = _evaluate(skeleton, _stacked(storage), buffers, active, [d.eval_split for d in datas], first)
-            tests = _evaluate(skeleton, _stacked(storage), buffers, active, [d.test for d in datas], first) \
+            trained = _train_epoch(skeleton, stacked, buffers, active, train_x, train_y, len(datas[0].train))
+            vals = _evaluate(skeleton, stacked, buffers, active, [d.eval_split for d in datas], first)
+            tests = _evaluate(skeleton, stacked, buffers, active, [d.test for d in datas], first) \
                 if datas[0].val is not None else [None] * len(active)
             seconds = time.perf_counter() - tick
             for member, (loss, acc, lr), val, test in zip(active, trained, vals, tests):
@@ -155,7 +154,7 @@ def run_packed(configs: list[TrainConfig], loggers: list[RunLogger] | None = Non
             if not survivors:
                 break
             if len(survivors) < len(active):
-                storage, buffers = _restack(storage, buffers, survivors, active)
+                stacked, buffers = _restack(stacked, buffers, survivors, active)
             active = survivors
     except KeyboardInterrupt:
         for member in members:
@@ -181,34 +180,22 @@ def _finish(member: Member, state: str) -> None:
     member.result = member.record.finish(state, member.snapshot)
 
 
-def _batched_loss(skeleton: torch.nn.Module):
-    """``(weights, buffers, x, y) -> (mean loss, logits)`` for all members at once."""
-    import torch.nn.functional as F
+def _batched_forward(skeleton: torch.nn.Module):
+    """``(weights, buffers, x) -> logits`` of all members at once: x is ``(K, B, ...)``, logits ``(K, B, C)``."""
     from torch.func import functional_call, vmap
 
-    def loss(weights, buffers, x, y):
-        logits = functional_call(skeleton, (weights, buffers), (x,))
-        return F.cross_entropy(logits, y), logits
-
-    return vmap(loss)
+    return vmap(lambda weights, buffers, x: functional_call(skeleton, (weights, buffers), (x,), tie_weights=False))
 
 
-def _storage(stacked: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """The stacked weights as leaves, matrices stored transposed, ``(K, in, out)``.
+def _member_losses(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Each member's mean cross-entropy, ``(K,)``: one flat call outside vmap (measured cheaper)."""
+    import torch.nn.functional as F
 
-    With that layout the batched weight gradient (``x^T @ grad``) lands in place; in
-    the ``(K, out, in)`` layout autograd adds a transposing copy of every weight
-    gradient, which measured as slow as the matmul itself on CPU.
-    """
-    return {name: (t.mT.contiguous() if t.dim() == 3 else t).detach().requires_grad_() for name, t in stacked.items()}
+    per_sample = F.cross_entropy(logits.flatten(0, 1), y.flatten(), reduction="none")
+    return per_sample.view(y.shape).mean(1)
 
 
-def _stacked(storage: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """``(K, *shape)`` views of the storage, in the shapes the model's parameters have."""
-    return {name: t.mT if t.dim() == 3 else t for name, t in storage.items()}
-
-
-def _train_epoch(skeleton, storage, buffers, active: list[Member], train_x, train_y, n: int) -> list[tuple]:
+def _train_epoch(skeleton, stacked, buffers, active: list[Member], train_x, train_y, n: int) -> list[tuple]:
     """One pass for every active member, each in its own seeded order; (loss, acc, lr used) per member.
 
     Mirrors `lrtrack.train.train_epoch`: the same batches, the same optimizer and
@@ -228,7 +215,7 @@ def _train_epoch(skeleton, storage, buffers, active: list[Member], train_x, trai
     first_lrs = [m.optimizer.param_groups[0]["lr"] for m in active]
     lr_sums = [0.0] * len(active)
     steps = 0
-    forward = _batched_loss(skeleton)
+    forward = _batched_forward(skeleton)
     autocast = _autocast(config, device)
     for start in range(0, end, size):
         index = orders[:, start : start + size]
@@ -236,14 +223,14 @@ def _train_epoch(skeleton, storage, buffers, active: list[Member], train_x, trai
         x = train_x.index_select(0, index.reshape(-1)).view(*index.shape, *train_x.shape[1:])
         y = train_y.index_select(0, index.reshape(-1)).view(index.shape)
         with autocast:
-            losses, logits = forward(_stacked(storage), buffers, x, y)
-        for tensor in storage.values():
+            logits = forward(stacked, buffers, x)
+            losses = _member_losses(logits, y)
+        for tensor in stacked.values():
             tensor.grad = None
         losses.sum().backward()  # members are independent: each gets its own loss's gradient
-        grads = _stacked({name: tensor.grad for name, tensor in storage.items()})
         for j, member in enumerate(active):
             for name, weight in member.weights.items():
-                weight.grad = grads[name][j]
+                weight.grad = stacked[name].grad[j]
             lr_sums[j] += member.optimizer.param_groups[0]["lr"]
             member.optimizer.step()
             if member.per_batch:
@@ -291,16 +278,15 @@ def _evaluate(skeleton, stacked, buffers, active: list[Member], splits, config: 
     return [{"loss": loss / n, "acc": right / n} for loss, right in zip(losses_seen, correct_seen)]
 
 
-def _restack(storage: dict, buffers: dict, survivors: list[Member], previous: list[Member]) -> tuple[dict, dict]:
-    """Storage holding only the survivors; their optimizers keep the same weight objects."""
+def _restack(stacked: dict, buffers: dict, survivors: list[Member], previous: list[Member]) -> tuple[dict, dict]:
+    """Stacked tensors holding only the survivors; their optimizers keep the same weight objects."""
     import torch
 
     keep = torch.tensor([previous.index(member) for member in survivors])
     with torch.no_grad():
-        storage = {name: tensor.detach()[keep].requires_grad_() for name, tensor in storage.items()}
-        views = _stacked(storage)
+        stacked = {name: tensor.detach()[keep].requires_grad_() for name, tensor in stacked.items()}
         for j, member in enumerate(survivors):
             for name, weight in member.weights.items():
-                weight.data = views[name][j]  # same tensor object (optimizer state stays), new storage
+                weight.data = stacked[name][j]  # same tensor object (optimizer state stays), new storage
         buffers = {name: tensor[keep] for name, tensor in buffers.items()}
-    return storage, buffers
+    return stacked, buffers
