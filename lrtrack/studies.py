@@ -251,7 +251,7 @@ STUDIES: dict[str, Study] = {
         checks=(worst(LR_4), ahead_of(LR_3, LR_4, margin=-0.01)),
     ),
     "study-b-quick": Study(
-        "Quick (2,000 / 1,000 images): shape only, lr 0.1 near chance, lr 0.01 the best, lr 0.0001 behind it "
+        "Quick (4,000 / 1,000 images): shape only, lr 0.1 near chance, lr 0.01 the best, lr 0.0001 behind it "
         "and still improving.",
         checks=(
             below(LR_1, NEAR_CHANCE), verdict_in(LR_1, "diverged", "near chance"),
@@ -263,7 +263,7 @@ STUDIES: dict[str, Study] = {
         checks=(worst(LR_4), ahead_of(LR_3, LR_4, margin=-0.05)),
     ),
     "study-d-quick": Study(
-        "Quick (800 train, 200 validation, 2 epochs): shape only, lr 0.5 near chance or diverged, lr 0.01 the best, "
+        "Quick (2,400 train, 600 validation, 3 epochs): shape only, lr 0.5 near chance or diverged, lr 0.01 the best, "
         "lr 0.0001 20+ points behind it.",
         checks=(verdict_in(LR_05, "diverged", "near chance"), best(LR_2), behind(LR_4, LR_2, 0.20)),
     ),
