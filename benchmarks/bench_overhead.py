@@ -45,11 +45,14 @@ def main() -> None:
         command = [sys.executable, "-m", "lrtrack", "sweep", "run", str(spec), "--workers", "1",
                    "--store", store_url, "--offline"]
         tick = time.perf_counter()
-        proc = subprocess.run(command, capture_output=True, text=True, env=env, cwd=tmp)
+        proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=tmp)
+        lines = [(time.perf_counter() - tick, line.rstrip()) for line in proc.stdout]  # timestamped agent output
+        stderr = proc.stderr.read()
+        proc.wait()
         wall = time.perf_counter() - tick
         if proc.returncode != 0:
-            sys.exit(f"lrtrack sweep run failed ({proc.returncode}): {proc.stderr.strip()[-2000:]}")
-        sweep_id = proc.stdout.strip().splitlines()[-1]
+            sys.exit(f"lrtrack sweep run failed ({proc.returncode}): {stderr.strip()[-2000:]}")
+        sweep_id = lines[-1][1]
         with open_store(store_url) as store:
             runs = store.runs(sweep_id)
             epochs = [row["perf/epoch_seconds"] for run in runs for attempt in run.attempts for row in attempt.history]
@@ -59,6 +62,10 @@ def main() -> None:
     print("|---|---|---|---|---|---|")
     print(f"| {spec.stem} | {len(runs)} x {len(epochs) // max(len(runs), 1)} | {wall:.1f} | {training:.1f} | "
           f"{overhead:.1f} | **{overhead / wall:.0%}** |")
+    print("\ntimeline of the agent's output (s since start):")
+    for seconds, line in lines:
+        print(f"{seconds:7.2f}  {line[:100]}")
+    print(f"{wall:7.2f}  process exited")
 
 
 if __name__ == "__main__":
