@@ -5,7 +5,9 @@ Runs ``lrtrack sweep run SPEC --workers 1 --offline`` in a fresh process (a fres
 SQLite store and ``WANDB_DIR``), then reads every attempt's per-epoch
 ``perf/epoch_seconds`` (training + evaluation) back from the store. Overhead is
 everything else: process start and imports, the sweep engine, store transactions,
-W&B init/finish, checkpoints and the curves figure.
+W&B init/finish, checkpoints and the curves figure. "In runs" is the part each run
+reports itself as ``perf/overhead_seconds`` (W&B init, per-epoch logging and store
+writes, checkpoints, curves figure); the rest is per process.
 
     python benchmarks/bench_overhead.py --quick                     # sweeps/quick/study-a.yaml (3,000 samples, 2 epochs)
     python benchmarks/bench_overhead.py                             # study A as published (60,000 samples, 5 epochs)
@@ -56,12 +58,13 @@ def main() -> None:
         with open_store(store_url) as store:
             runs = store.runs(sweep_id)
             epochs = [row["perf/epoch_seconds"] for run in runs for attempt in run.attempts for row in attempt.history]
+            in_runs = sum(attempt.summary.get("perf/overhead_seconds", 0.0) for run in runs for attempt in run.attempts)
     training = sum(epochs)
     overhead = wall - training
-    print("| sweep | runs x epochs | wall s | training s | overhead s | overhead share |")
-    print("|---|---|---|---|---|---|")
+    print("| sweep | runs x epochs | wall s | training s | overhead s | of which in runs s | overhead share |")
+    print("|---|---|---|---|---|---|---|")
     print(f"| {spec.stem} | {len(runs)} x {len(epochs) // max(len(runs), 1)} | {wall:.1f} | {training:.1f} | "
-          f"{overhead:.1f} | **{overhead / wall:.0%}** |")
+          f"{overhead:.1f} | {in_runs:.1f} | **{overhead / wall:.0%}** |")
     print("\ntimeline of the agent's output (s since start):")
     for seconds, line in lines:
         print(f"{seconds:7.2f}  {line[:100]}")

@@ -122,8 +122,10 @@ class Recorder:
         self.config, self.logger = config, logger
         self.history: list[dict[str, Any]] = []
         self.best: dict[str, Any] = {"val/acc": -1.0, "epoch": 0, "state": None}
+        tick = time.perf_counter()
         logger.start(config)
         self.started = time.perf_counter()
+        self.start_seconds = self.started - tick  # W&B init
 
     def end_epoch(self, metrics: dict[str, Any], weights: Callable[[], dict], scheduler: Any,
                   on_epoch: EpochHook | None) -> str | None:
@@ -139,10 +141,20 @@ class Recorder:
         return DIVERGED if diverged else stop
 
     def finish(self, state: str, weights: Callable[[], dict]) -> RunResult:
-        """Checkpoints and curves (when an epoch ran), then the summary; the run's result."""
-        summary = _summary(self.history, self.best, state, time.perf_counter() - self.started)
+        """Checkpoints and curves (when an epoch ran), then the summary; the run's result.
+
+        ``perf/overhead_seconds`` is everything but the epochs' training and evaluation:
+        W&B init, per-epoch logging and hooks (store writes), checkpoints and the curves
+        figure (W&B's own finish comes after the summary and is not in it).
+        """
+        run_seconds = time.perf_counter() - self.started
+        tick = time.perf_counter()
         if self.history:
             _log_files(self.logger, self.config, weights(), self.best, self.history)
+        files_seconds = time.perf_counter() - tick
+        summary = _summary(self.history, self.best, state, run_seconds)
+        training = sum(row["perf/epoch_seconds"] for row in self.history)
+        summary["perf/overhead_seconds"] = self.start_seconds + run_seconds - training + files_seconds
         self.logger.finish(summary)
         return RunResult(config=self.config, state=state, history=self.history, summary=summary,
                          wandb_run_id=self.logger.run_id)

@@ -82,6 +82,21 @@ def test_hook_stops_one_member_only():
     compare(packed[1], run(configs[1]))
 
 
+def test_non_training_overhead_is_reported_per_run():
+    """Time outside the epochs (here a slow per-epoch hook, like a store write) is overhead, alone and packed."""
+    import time
+
+    def slow_hook(metrics):
+        time.sleep(0.3)
+
+    configs = [TrainConfig(**DIGITS, lr=lr, epochs=2) for lr in (0.01, 0.003)]
+    results = [run(configs[0], on_epoch=slow_hook), *run_packed(configs, hooks=[slow_hook, slow_hook])]
+    for result in results:
+        training = sum(row["perf/epoch_seconds"] for row in result.history)
+        assert result.summary["perf/overhead_seconds"] >= 0.6  # the two hook calls
+        assert result.summary["perf/run_seconds"] >= training + 0.6
+
+
 def test_pack_key_and_incompatible_configs():
     a = TrainConfig(**DIGITS, lr=0.01, optimizer="sgd", seed=1, epochs=2)
     assert pack_key(a) == pack_key(TrainConfig(**DIGITS, lr=0.1, scheduler="cosine", seed=7, epochs=5))
@@ -102,6 +117,7 @@ def test_each_member_is_its_own_offline_wandb_run(offline_wandb):
         summary = wandb_files.read_summary(run_dir)
         assert summary["config"]["lr"] == config.lr
         assert summary["summary"]["state"] == "finished"
+        assert summary["summary"]["perf/overhead_seconds"] > 0  # W&B init, checkpoints, curves figure
         records = wandb_files.read_records(run_dir)
         rows = wandb_files.history_rows(records)
         assert [row["epoch"] for row in rows] == [1, 2]
