@@ -92,8 +92,6 @@ class Member:
 def run_packed(configs: list[TrainConfig], loggers: list[RunLogger] | None = None,
                hooks: list[EpochHook | None] | None = None) -> list[RunResult]:
     """Train ``configs`` together; one `RunResult` per config, as `lrtrack.train.run` would return."""
-    import copy
-
     import torch
     from torch.func import stack_module_state
 
@@ -121,7 +119,7 @@ def run_packed(configs: list[TrainConfig], loggers: list[RunLogger] | None = Non
     for config in configs:
         torch.manual_seed(config.seed)
         models.append(build_model(config, datas[0].input_shape, datas[0].num_classes).to(device))
-    skeleton = copy.deepcopy(models[0]).to("meta")  # the structure functional_call runs
+    skeleton = _skeleton(models[0])  # the structure functional_call runs
     stacked, buffers = stack_module_state(models)  # one (K, ...) leaf per parameter and buffer
     steps_per_epoch = batches_per_epoch(len(datas[0].train), first.batch_size, first.drop_last)
 
@@ -167,6 +165,31 @@ def run_packed(configs: list[TrainConfig], loggers: list[RunLogger] | None = Non
                 _finish(member, FAILED)
         raise
     return [member.result for member in members]
+
+
+def _skeleton(model: torch.nn.Module) -> torch.nn.Module:
+    """A weightless copy of ``model`` for ``functional_call``, its Linear layers computing
+    ``(W @ x^T)^T + b`` instead of ``x @ W^T + b``.
+
+    Same result; but under ``vmap`` the batched weight gradient then comes out in the
+    weights' own ``(K, out, in)`` layout, where ``x @ W^T`` makes autograd transpose-copy
+    every weight gradient: measured 1.2-1.3x the packed step time on CPU.
+    """
+    import copy
+
+    import torch
+    from torch import nn
+
+    class WeightLayoutLinear(nn.Linear):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            out = torch.matmul(self.weight, x.mT).mT
+            return out if self.bias is None else out + self.bias
+
+    skeleton = copy.deepcopy(model)
+    for module in skeleton.modules():
+        if type(module) is nn.Linear:
+            module.__class__ = WeightLayoutLinear  # same attributes, other forward
+    return skeleton.to("meta")
 
 
 def _data_key(config: TrainConfig) -> tuple:
