@@ -45,6 +45,7 @@ from lrtrack.train import (
     build_scheduler,
     epoch_metrics,
     resolve_device,
+    samples_per_epoch,
 )
 
 if TYPE_CHECKING:
@@ -232,7 +233,7 @@ def _train_epoch(skeleton, stacked, buffers, active: list[Member], train_x, trai
     offsets = [member.data * n for member in active]  # where each member's split starts in train_x
     orders = torch.stack([torch.randperm(n, generator=m.generator) + offset for m, offset in zip(active, offsets)])
     orders = orders.to(device)
-    end = n - n % size if config.drop_last and n >= size else n
+    end = samples_per_epoch(n, size, config.drop_last)
     loss_sum = torch.zeros(len(active), device=device)
     correct = torch.zeros(len(active), device=device, dtype=torch.long)
     first_lrs = [m.optimizer.param_groups[0]["lr"] for m in active]
@@ -261,10 +262,9 @@ def _train_epoch(skeleton, stacked, buffers, active: list[Member], train_x, trai
         loss_sum += losses.detach() * y.shape[1]
         correct += (logits.argmax(-1) == y).sum(1)
         steps += 1
-    seen = min(end, n)
     losses_seen, correct_seen = torch.stack([loss_sum, correct.to(loss_sum.dtype)]).tolist()
     return [
-        (loss / seen, right / seen, lr_sums[j] / max(steps, 1) if member.per_batch else first_lrs[j])
+        (loss / end, right / end, lr_sums[j] / max(steps, 1) if member.per_batch else first_lrs[j])
         for j, (member, loss, right) in enumerate(zip(active, losses_seen, correct_seen))
     ]
 

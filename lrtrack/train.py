@@ -192,7 +192,7 @@ def train_epoch(
     n, size = len(split), config.batch_size
     order = torch.randperm(n, generator=generator).to(split.x.device)
     xs, ys = split.x.index_select(0, order), split.y.index_select(0, order)  # one gather per epoch, then slices
-    end = n - n % size if config.drop_last and n >= size else n
+    end = samples_per_epoch(n, size, config.drop_last)
     loss_sum = torch.zeros((), device=split.x.device)
     correct = torch.zeros((), device=split.x.device, dtype=torch.long)
     first_lr, lr_sum, steps = optimizer.param_groups[0]["lr"], 0.0, 0
@@ -211,10 +211,9 @@ def train_epoch(
         loss_sum += loss.detach() * len(y)
         correct += (logits.argmax(1) == y).sum()
         steps += 1
-    seen = min(end, n)
     loss_value, correct_value = torch.stack([loss_sum, correct.to(loss_sum.dtype)]).tolist()
     lr_used = lr_sum / max(steps, 1) if batch_scheduler is not None else first_lr
-    return loss_value / seen, correct_value / seen, lr_used
+    return loss_value / end, correct_value / end, lr_used
 
 
 def evaluate(model: torch.nn.Module, split: Split, config: TrainConfig) -> dict[str, float]:
@@ -294,6 +293,11 @@ def step_epoch_scheduler(scheduler, val_loss: float) -> None:
 
 def batches_per_epoch(n: int, batch_size: int, drop_last: bool) -> int:
     return n // batch_size if drop_last and n >= batch_size else math.ceil(n / batch_size)
+
+
+def samples_per_epoch(n: int, batch_size: int, drop_last: bool) -> int:
+    """How many of ``n`` samples an epoch trains on: all, or whole batches only with ``drop_last``."""
+    return n - n % batch_size if drop_last and n >= batch_size else n
 
 
 def is_diverged(loss: float, threshold: float) -> bool:

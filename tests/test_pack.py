@@ -82,6 +82,12 @@ def test_hook_stops_one_member_only():
     compare(packed[1], run(configs[1]))
 
 
+def test_drop_last_trains_on_whole_batches_like_alone():
+    configs = [TrainConfig(**DIGITS, drop_last=True, lr=lr, epochs=2) for lr in (0.01, 0.002)]
+    for packed, config in zip(run_packed(configs), configs):
+        compare(packed, run(config))  # losses averaged over whole batches only, as alone
+
+
 def test_non_training_overhead_is_reported_per_run():
     """Time outside the epochs (here a slow per-epoch hook, like a store write) is overhead, alone and packed."""
     import time
