@@ -196,10 +196,10 @@ def train_epoch(
     loss_sum = torch.zeros((), device=split.x.device)
     correct = torch.zeros((), device=split.x.device, dtype=torch.long)
     first_lr, lr_sum, steps = optimizer.param_groups[0]["lr"], 0.0, 0
-    autocast = _autocast(config, split.x.device)
+    mixed_precision = precision_context(config, split.x.device)
     for start in range(0, end, size):
         x, y = xs[start : start + size], ys[start : start + size]
-        with autocast:
+        with mixed_precision:
             logits = model(x)
             loss = F.cross_entropy(logits, y)
         optimizer.zero_grad(set_to_none=True)
@@ -224,7 +224,7 @@ def evaluate(model: torch.nn.Module, split: Split, config: TrainConfig) -> dict[
     model.eval()
     loss_sum = torch.zeros((), device=split.x.device)
     correct = torch.zeros((), device=split.x.device)
-    with torch.no_grad(), _autocast(config, split.x.device):
+    with torch.no_grad(), precision_context(config, split.x.device):
         for start in range(0, len(split), config.eval_batch_size):
             x, y = split.x[start : start + config.eval_batch_size], split.y[start : start + config.eval_batch_size]
             logits = model(x).float()
@@ -304,7 +304,8 @@ def is_diverged(loss: float, threshold: float) -> bool:
     return not math.isfinite(loss) or loss > threshold
 
 
-def _autocast(config: TrainConfig, device: torch.device):
+def precision_context(config: TrainConfig, device: torch.device):
+    """bf16 autocast when ``precision`` is ``bf16``, else a no-op context."""
     import torch
 
     return torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.precision == "bf16")
