@@ -49,6 +49,18 @@ def create(spec: Path, store: str) -> str:
     return proc.stdout.strip().splitlines()[-1]
 
 
+def wait_for_epochs(store: str, sweep_id: str, epochs: int, runs: int = 1, timeout: float = 180) -> None:
+    """Poll the store in-process (fast) until ``runs`` runs have logged ``epochs`` epochs."""
+    from lrtrack.store import open_store
+
+    deadline = time.monotonic() + timeout
+    with open_store(store) as opened:
+        while sum(len(run.history) >= epochs for run in opened.runs(sweep_id)) < runs:
+            if time.monotonic() > deadline:
+                pytest.fail(f"no {runs} run(s) reached epoch {epochs} in {timeout} s")
+            time.sleep(0.1)
+
+
 def finished_configs(description: dict) -> Counter:
     return Counter(json.dumps(e["config"], sort_keys=True) for e in description["runs"] if e["state"] == "finished")
 
@@ -79,17 +91,10 @@ def test_two_agents_finish_a_grid_exactly_once(tmp_path, offline_wandb):
 
 def test_killed_agent_run_is_requeued_and_finished_by_another(tmp_path, offline_wandb):
     store = f"sqlite:///{tmp_path}/store.db"
-    # 40 epochs: long enough to be killed mid-run, short enough to rerun quickly
-    sweep_id = create(write_spec(tmp_path / "grid.yaml", [0.001, 0.003], epochs=40), store)
+    # 20 epochs: long enough to be killed mid-run, short enough to rerun quickly
+    sweep_id = create(write_spec(tmp_path / "grid.yaml", [0.001, 0.003], epochs=20), store)
     victim = spawn("agent", sweep_id, "--store", store, *FAST)
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        runs = show(sweep_id, store)["runs"]
-        if runs and runs[0]["epochs"] >= 2:
-            break
-        time.sleep(0.3)
-    else:
-        pytest.fail("the first agent never started training")
+    wait_for_epochs(store, sweep_id, 2)
     victim.send_signal(signal.SIGKILL)
     victim.wait()
 
@@ -174,9 +179,7 @@ def test_sigterm_stops_the_run_cleanly_and_requeues_it(tmp_path, offline_wandb):
     store = f"sqlite:///{tmp_path}/store.db"
     sweep_id = create(write_spec(tmp_path / "g.yaml", [0.001], epochs=200), store)
     agent = spawn("agent", sweep_id, "--store", store, *FAST)
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and not any(e["epochs"] >= 1 for e in show(sweep_id, store)["runs"]):
-        time.sleep(0.3)
+    wait_for_epochs(store, sweep_id, 1)
     agent.send_signal(signal.SIGTERM)
     agent.communicate(timeout=60)
     assert agent.returncode == 143
@@ -264,9 +267,7 @@ def test_supervisor_forwards_sigterm_and_every_run_is_requeued(tmp_path, offline
     store = f"sqlite:///{tmp_path}/store.db"
     sweep_id = create(write_spec(tmp_path / "g.yaml", [0.001, 0.002], epochs=200), store)
     supervisor = spawn("agent", sweep_id, "--workers", "2", "--store", store, *FAST)
-    deadline = time.monotonic() + 180
-    while time.monotonic() < deadline and sum(e["epochs"] >= 1 for e in show(sweep_id, store)["runs"]) < 2:
-        time.sleep(0.3)
+    wait_for_epochs(store, sweep_id, 1, runs=2)
     supervisor.send_signal(signal.SIGTERM)
     out, _ = supervisor.communicate(timeout=120)
     assert supervisor.returncode == 143
