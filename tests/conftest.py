@@ -9,6 +9,7 @@ never touches the checkout.
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -30,7 +31,11 @@ def offline_wandb(tmp_path, monkeypatch):
     monkeypatch.delenv("WANDB_API_KEY", raising=False)
     monkeypatch.delenv("LRTRACK_STORE", raising=False)
     monkeypatch.chdir(tmp_path)
-    return wandb_dir
+    yield wandb_dir
+    # wandb keeps its settings (the run directory among them) for the life of the
+    # process: tear it down so the next test's in-process runs land in its own WANDB_DIR.
+    if "wandb" in sys.modules:
+        sys.modules["wandb"].teardown()
 
 
 @pytest.fixture(scope="session")
