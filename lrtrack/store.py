@@ -343,7 +343,7 @@ class SqlStore(Store):
                 if not _is_disconnect(exc.__cause__) or time.monotonic() + delay > deadline:
                     raise
                 time.sleep(delay)
-                delay = min(delay * 2, 5.0)
+                delay = min(delay * 2, 2.0)
 
     def _now(self, conn: Connection) -> float:
         """Seconds since the epoch by the database's clock (shared by every agent)."""
