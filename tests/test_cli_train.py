@@ -2,19 +2,14 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from clitools import lrtrack
 
 from lrtrack import wandb_files
 
 DEBIAN_FASHION = Path("/usr/share/datasets/fashion-mnist")
-
-
-def lrtrack(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "lrtrack", *args], capture_output=True, text=True, cwd=cwd, timeout=300)
 
 
 def only_run_dir(wandb_dir: Path) -> Path:

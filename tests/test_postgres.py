@@ -15,15 +15,13 @@ import pickle
 import secrets
 import signal
 import subprocess
-import sys
 import threading
 import time
 from collections import Counter
 from pathlib import Path
 
 import pytest
-
-from lrtrack import wandb_files
+from clitools import create, finished_configs, lrtrack, show, spawn
 
 pytestmark = pytest.mark.postgres
 
@@ -32,38 +30,12 @@ REPO = Path(__file__).resolve().parents[1]
 FAST = ["--heartbeat-seconds", "0.5", "--grace-seconds", "6", "--poll-seconds", "0.5"]
 
 
-def lrtrack(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "lrtrack", *args], capture_output=True, text=True, timeout=600,
-                          env=env)
-
-
-def spawn(*args: str) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "lrtrack", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
-
-
 def write_spec(path: Path, parameters: dict[str, list], **fixed) -> Path:
     lines = ["name: pg-test", "method: grid", "metric: {name: val/acc, goal: maximize}", "parameters:"]
     lines += [f"  {name}: {{values: {json.dumps(values)}}}" for name, values in parameters.items()]
     lines += ["fixed:"] + [f"  {key}: {value}" for key, value in {"dataset": "digits", **fixed}.items()]
     path.write_text("\n".join(lines) + "\n")
     return path
-
-
-def create(spec: Path, store: str) -> str:
-    proc = lrtrack("sweep", "create", str(spec), "--store", store, "--backend", "local")
-    assert proc.returncode == 0, proc.stderr
-    return proc.stdout.strip().splitlines()[-1]
-
-
-def show(sweep_id: str, store: str) -> dict:
-    proc = lrtrack("sweep", "show", sweep_id, "--json", "--store", store)
-    assert proc.returncode == 0, proc.stderr
-    return json.loads(proc.stdout)
-
-
-def finished_configs(description: dict) -> Counter:
-    return Counter(json.dumps(e["config"], sort_keys=True) for e in description["runs"] if e["state"] == "finished")
 
 
 def runs_now(store: str, sweep_id: str):

@@ -12,26 +12,27 @@ import math
 import os
 import shutil
 import struct
-import subprocess
-import sys
 import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+from clitools import lrtrack
 
 from lrtrack.config import ExpectedResult, Metric
-from lrtrack.report import ConfigResult, StudyData, compare_expected, config_label, judge, render_html
+from lrtrack.report import (
+    ConfigResult,
+    StudyData,
+    compare_expected,
+    config_label,
+    judge,
+    render_html,
+)
 
 LRS = [0.01, 0.2, 20.0]  # digits + SGD: too slow, good, diverging (train loss > 100 in epoch 1)
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
-
-
-def lrtrack(*args: str, env: dict | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "lrtrack", *args], capture_output=True, text=True, timeout=600,
-                          env=env, cwd=cwd)
 
 
 def offline_env(wandb_dir: Path) -> dict[str, str]:

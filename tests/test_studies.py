@@ -9,12 +9,11 @@ config with offline W&B runs — and then through the same comparison
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
+from clitools import lrtrack
 
 from lrtrack import wandb_files
 from lrtrack.config import TRAIN_FIELDS, load_spec
@@ -158,10 +157,6 @@ def test_reproduce_runs_quick_study_e_and_w_b_logged_the_steplr_rate_each_epoch_
 
 
 # ---------------------------------------------------------------- the command
-
-
-def lrtrack(*args: str, **kwargs) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "lrtrack", *args], capture_output=True, text=True, timeout=600, **kwargs)
 
 
 def test_reproduce_prints_the_table_and_exits_1_when_a_published_figure_is_missed(tmp_path):

@@ -6,26 +6,17 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
-import sys
 import time
 from collections import Counter
 from pathlib import Path
 
 import pytest
+from clitools import create, finished_configs, lrtrack, show, spawn
 
 from lrtrack import wandb_files
 
 # Short enough for tests, long enough that a busy 2-core machine never misses a heartbeat.
 FAST = ["--heartbeat-seconds", "0.5", "--grace-seconds", "10", "--poll-seconds", "0.5"]
-
-
-def lrtrack(*args: str, **kwargs) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "lrtrack", *args], capture_output=True, text=True, timeout=600, **kwargs)
-
-
-def spawn(*args: str) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "lrtrack", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
 def write_spec(path: Path, lrs: list[float], epochs: int = 2, extra: str = "", **fixed) -> Path:
@@ -35,18 +26,6 @@ def write_spec(path: Path, lrs: list[float], epochs: int = 2, extra: str = "", *
         f"parameters:\n  lr: {{values: {json.dumps(lrs)}}}\nfixed:\n{fixed_lines}{extra}"
     )
     return path
-
-
-def show(sweep_id: str, store: str) -> dict:
-    proc = lrtrack("sweep", "show", sweep_id, "--json", "--store", store)
-    assert proc.returncode == 0, proc.stderr
-    return json.loads(proc.stdout)
-
-
-def create(spec: Path, store: str) -> str:
-    proc = lrtrack("sweep", "create", str(spec), "--store", store, "--backend", "local")
-    assert proc.returncode == 0, proc.stderr
-    return proc.stdout.strip().splitlines()[-1]
 
 
 def wait_for_epochs(store: str, sweep_id: str, epochs: int, runs: int = 1, timeout: float = 180) -> None:
@@ -59,10 +38,6 @@ def wait_for_epochs(store: str, sweep_id: str, epochs: int, runs: int = 1, timeo
             if time.monotonic() > deadline:
                 pytest.fail(f"no {runs} run(s) reached epoch {epochs} in {timeout} s")
             time.sleep(0.1)
-
-
-def finished_configs(description: dict) -> Counter:
-    return Counter(json.dumps(e["config"], sort_keys=True) for e in description["runs"] if e["state"] == "finished")
 
 
 def test_two_agents_finish_a_grid_exactly_once(tmp_path, offline_wandb):
