@@ -195,13 +195,6 @@ class Store:
     def close(self) -> None:
         """Release connections."""
 
-    # -- shared helpers
-    def get_run(self, sweep_id: str, number: int) -> RunRecord:
-        for run in self.runs(sweep_id):
-            if run.number == number:
-                return run
-        raise UnknownSweepError(f"sweep {sweep_id} has no run {number}")
-
     def __enter__(self) -> Store:
         return self
 
@@ -209,8 +202,8 @@ class Store:
         self.close()
 
 
-def new_sweep_id() -> str:
-    """An 8-character id of lowercase letters and digits, like W&B's."""
+def new_id() -> str:
+    """An 8-character id of lowercase letters and digits, like W&B's sweep and run ids."""
     alphabet = string.ascii_lowercase + string.digits
     return "".join(secrets.choice(alphabet) for _ in range(8))
 
@@ -357,7 +350,7 @@ class SqlStore(Store):
         """Create the tables on first use; refuse a store of another schema version."""
         from sqlalchemy import inspect, select, text
 
-        def create(conn: Connection) -> None:
+        with self._transaction() as conn:
             if not self._is_sqlite:  # several agents may open a new database at once
                 conn.execute(text("SELECT pg_advisory_xact_lock(7163124)"))
             names = set(inspect(conn).get_table_names())
@@ -368,35 +361,27 @@ class SqlStore(Store):
                 conn.execute(self._meta.insert().values(key="schema_version", value=str(SCHEMA_VERSION)))
                 return
             version = conn.execute(select(self._meta.c.value).where(self._meta.c.key == "schema_version")).scalar()
-            if version != str(SCHEMA_VERSION):
-                raise StoreOpenError(
-                    f"{self.url}: store schema version {version}, this lrtrack needs {SCHEMA_VERSION} "
-                    "(use a new store, or the lrtrack version that created it)"
-                )
-
-        with self._transaction() as conn:
-            create(conn)
+        if version != str(SCHEMA_VERSION):
+            raise StoreOpenError(
+                f"{self.url}: store schema version {version}, this lrtrack needs {SCHEMA_VERSION} "
+                "(use a new store, or the lrtrack version that created it)"
+            )
 
     # -- sweeps
 
     def create_sweep(self, *, name, backend, spec, wandb_config, project, entity, sweep_id=None) -> SweepRecord:
         def insert(conn: Connection) -> str:
-            new_id = sweep_id or new_sweep_id()
+            created = sweep_id or new_id()
             conn.execute(self._sweeps.insert().values(
-                id=new_id, name=name, backend=backend, state="running", spec=spec, wandb_config=wandb_config,
+                id=created, name=name, backend=backend, state="running", spec=spec, wandb_config=wandb_config,
                 project=project, entity=entity, created_at=self._now(conn),
             ))
-            return new_id
+            return created
 
         return self.get_sweep(self._do(insert))
 
     def get_sweep(self, sweep_id: str) -> SweepRecord:
-        from sqlalchemy import select
-
-        row = self._do(lambda conn: conn.execute(select(self._sweeps).where(self._sweeps.c.id == sweep_id)).first())
-        if row is None:
-            raise UnknownSweepError(f"unknown sweep id {sweep_id!r} in store {self.url}")
-        return _sweep_record(row)
+        return self._do(lambda conn: self._read_sweep(conn, sweep_id))
 
     def list_sweeps(self) -> list[SweepRecord]:
         from sqlalchemy import select
@@ -455,7 +440,7 @@ class SqlStore(Store):
 
     def claim_run(self, sweep_id, worker, propose, *, grace_seconds, max_attempts) -> Claim:
         def claim(conn: Connection) -> Claim:
-            sweep = self._lock_sweep(conn, sweep_id)
+            sweep = self._read_sweep(conn, sweep_id, lock=True)
             if sweep.state != "running":
                 return Claim(reason=sweep.state)
             now = self._now(conn)
@@ -480,11 +465,12 @@ class SqlStore(Store):
 
         return self._do(claim)
 
-    def _lock_sweep(self, conn: Connection, sweep_id: str) -> SweepRecord:
-        """Read the sweep row holding the write lock until the transaction ends."""
+    def _read_sweep(self, conn: Connection, sweep_id: str, *, lock: bool = False) -> SweepRecord:
+        """The sweep row; with ``lock``, holding its write lock until the transaction ends."""
         from sqlalchemy import select
 
-        row = conn.execute(select(self._sweeps).where(self._sweeps.c.id == sweep_id).with_for_update()).first()
+        query = select(self._sweeps).where(self._sweeps.c.id == sweep_id)
+        row = conn.execute(query.with_for_update() if lock else query).first()
         if row is None:
             raise UnknownSweepError(f"unknown sweep id {sweep_id!r} in store {self.url}")
         return _sweep_record(row)
@@ -593,7 +579,7 @@ def open_store(url: str | os.PathLike | None = None) -> SqlStore:
     """
     from sqlalchemy import create_engine, event
     from sqlalchemy.engine import make_url
-    from sqlalchemy.exc import ArgumentError, SQLAlchemyError
+    from sqlalchemy.exc import ArgumentError
 
     raw = str(url or os.environ.get("LRTRACK_STORE") or DEFAULT_STORE)
     if "://" not in raw:
@@ -628,13 +614,10 @@ def open_store(url: str | os.PathLike | None = None) -> SqlStore:
     except StoreOpenError:
         store.close()
         raise
-    except StoreError as exc:
+    except StoreError as exc:  # every driver error, connection refused included (see `_transaction`)
         store.close()
         where = str(path) if parsed.get_backend_name() == "sqlite" else shown
         raise StoreOpenError(f"--store {where}: cannot open ({_driver_message(exc.__cause__)})") from None
-    except SQLAlchemyError as exc:
-        store.close()
-        raise StoreOpenError(f"--store {shown}: cannot open ({_driver_message(exc)})") from None
     return store
 
 
