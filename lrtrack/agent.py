@@ -16,10 +16,8 @@ from __future__ import annotations
 
 import contextlib
 import os
-import secrets
 import signal
 import socket
-import string
 import subprocess
 import sys
 import threading
@@ -29,9 +27,10 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from lrtrack import sweep as sweeps_lib
 from lrtrack.errors import LrtrackError, StoreError, UserError
+from lrtrack.store import new_id, run_state_after
 
 if TYPE_CHECKING:
-    from lrtrack.store import AttemptRecord, RunRecord, Store, SweepRecord
+    from lrtrack.store import AttemptRecord, RunRecord, Store
 
 #: Why an agent stopped, as printed when it exits 0.
 DONE_MESSAGES = {
@@ -130,6 +129,7 @@ class Agent:
                  report: Callable[[str], None] | None = None, pack: int = 1) -> None:
         self.store = store
         self.sweep = store.get_sweep(sweep_id)
+        self.spec = sweeps_lib.spec_of(self.sweep)  # validated once, not per run
         self.settings = settings or AgentSettings()
         self.report = report or (lambda line: print(line, flush=True))
         self.pack = pack
@@ -166,7 +166,7 @@ class Agent:
         groups: dict[Any, list] = {}
         for run, attempt in claims:
             try:
-                key = pack_key(sweeps_lib.train_config(self.sweep, run))
+                key = pack_key(sweeps_lib.train_config(self.spec, run))
             except UserError:
                 key = ("invalid", run.id)
             groups.setdefault(key, []).append((run, attempt))
@@ -190,14 +190,14 @@ class Agent:
         from lrtrack.tracking import WandbLogger
 
         try:
-            config = sweeps_lib.train_config(self.sweep, run)
+            config = sweeps_lib.train_config(self.spec, run)
         except UserError as exc:
             self.store.finish_attempt(attempt.id, "failed", {"state": "failed", "error": "; ".join(exc.problems)},
                                       max_attempts=1)
             self.report(f"run {run.number}: invalid config: {exc}")
             return None
-        label = sweeps_lib.run_label(self.sweep, config)
-        wandb_id = new_run_id()
+        label = sweeps_lib.run_label(self.spec, config)
+        wandb_id = new_id()
         self.store.set_wandb_run_id(attempt.id, wandb_id)
         logger = WandbLogger(
             self.sweep.project, self.sweep.entity,
@@ -244,7 +244,8 @@ class Agent:
         metric = self.sweep.wandb_config.get("metric", {}).get("name", "val/acc")
         value = summary.get(metric)
         shown = f" {metric} {value:.4f}" if isinstance(value, float) else ""
-        requeue = " (requeued)" if state in ("interrupted", "failed", "crashed") else ""
+        requeued = run_state_after(state, member.attempt.number, self.settings.max_attempts) == "pending"
+        requeue = " (requeued)" if requeued else ""
         self.report(f"run {member.run.number} attempt {member.attempt.number}: {state}{shown}{requeue}")
 
     def _epoch_hook(self, member: Member):
@@ -291,12 +292,6 @@ def default_worker_name() -> str:
     """``host:pid``, plus the supervisor's slot name (e.g. ``gpu0.0``) when there is one."""
     slot = os.environ.get("LRTRACK_WORKER")
     return f"{socket.gethostname()}:{os.getpid()}" + (f":{slot}" if slot else "")
-
-
-def new_run_id() -> str:
-    """An 8-character W&B-style run id (lowercase letters and digits)."""
-    alphabet = string.ascii_lowercase + string.digits
-    return "".join(secrets.choice(alphabet) for _ in range(8))
 
 
 # ---------------------------------------------------------------- several workers

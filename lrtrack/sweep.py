@@ -132,16 +132,15 @@ def should_stop(wandb_config: dict[str, Any], runs: list[RunRecord], run_id: int
     return any(run.name == str(run_id) for run in to_stop)
 
 
-def train_config(sweep: SweepRecord, run: RunRecord) -> TrainConfig:
+def train_config(spec: SweepSpec, run: RunRecord) -> TrainConfig:
     """The TrainConfig of one proposed run: the spec's fixed settings plus the proposal."""
-    spec = spec_of(sweep)
-    return make_train_config({**spec.fixed, **run.config}, source=f"sweep {sweep.id} run {run.number}")
+    return make_train_config({**spec.fixed, **run.config}, source=f"sweep {run.sweep_id} run {run.number}")
 
 
-def run_label(sweep: SweepRecord, config: TrainConfig) -> str:
+def run_label(spec: SweepSpec, config: TrainConfig) -> str:
     """A readable W&B run name from the swept values, e.g. ``lr=0.001 adam cosine``."""
     keys = ["lr", "optimizer", "scheduler"]
-    keys += [key for key in spec_of(sweep).swept if key not in keys]
+    keys += [key for key in spec.swept if key not in keys]
     return config.label(keys)
 
 
