@@ -137,6 +137,14 @@ class StudyData:
             return True
         return any(len({v for v in r.series("lr")[1] if v is not None}) > 1 for r in self.rows)
 
+    def matches(self, config: dict[str, Any], row: ConfigResult) -> bool:
+        """``row``'s settings (fixed and swept) include every value of ``config`` (e.g. ``{"lr": 0.1}``)."""
+        return config_matches(config, {**self.fixed, **row.config})
+
+    def row_for(self, config: dict[str, Any]) -> ConfigResult | None:
+        """The first measured configuration that `matches` ``config``."""
+        return next((row for row in self.rows if self.matches(config, row)), None)
+
 
 def _number(value: Any) -> float | None:
     if isinstance(value, bool) or value is None:
@@ -402,7 +410,7 @@ def compare_expected(study: StudyData) -> list[Comparison]:
     """Each ``expected:`` entry of the spec next to the measured numbers of its config."""
     comparisons = []
     for expected in study.expected:
-        row = next((r for r in study.rows if _matches(expected.config, {**study.fixed, **r.config})), None)
+        row = study.row_for(expected.config)
         lines = []
         for metric, published in expected.metrics.items():
             if isinstance(published, list):
@@ -415,7 +423,8 @@ def compare_expected(study: StudyData) -> list[Comparison]:
     return comparisons
 
 
-def _matches(wanted: dict[str, Any], config: dict[str, Any]) -> bool:
+def config_matches(wanted: dict[str, Any], config: dict[str, Any]) -> bool:
+    """Every key of ``wanted`` has that value in ``config`` (numbers compared with a relative tolerance)."""
     for key, value in wanted.items():
         have = config.get(key)
         if isinstance(value, (int, float)) and isinstance(have, (int, float)):

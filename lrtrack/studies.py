@@ -153,10 +153,9 @@ def lr_falling(config: dict[str, Any], start: float, end_below: float) -> Check:
 
 def _row_for(study: StudyData, config: dict[str, Any]) -> ConfigResult:
     """The measured row of ``config`` (raises ValueError when the sweep has none)."""
-    for row in study.rows:
-        if _matches(config, {**study.fixed, **row.config}):
-            return row
-    raise ValueError(f"no run for {config}")
+    if (row := study.row_for(config)) is None:
+        raise ValueError(f"no run for {config}")
+    return row
 
 
 def _label(config: dict[str, Any]) -> str:
@@ -329,14 +328,14 @@ def rows_for(data: StudyData, study: Study) -> list[Row]:
         checks = [] if result.state in COMPLETED else [(f"run completed (state {result.state})", False)]
         checks += [_tolerance_check(line, study.tolerances) for line in lines if _base(line) in study.tolerances]
         checks += [(check.text, _safe(check, result, data)) for check in study.checks
-                   if _matches(check.config, {**data.fixed, **result.config})]
+                   if data.matches(check.config, result)]
         rows.append(Row(result.label, result, comparison.expected if comparison else None, lines, checks))
     for comparison in comparisons:
         if comparison.row is None:
             rows.append(Row(config_label(comparison.expected.config), None, comparison.expected, comparison.lines,
                             [("run in the sweep", False)]))
     for check in study.checks:  # checks about a configuration the sweep did not run
-        if not any(_matches(check.config, {**data.fixed, **r.config}) for r in data.rows):
+        if data.row_for(check.config) is None:
             label = config_label(check.config)
             row = next((r for r in rows if r.result is None and r.label == label), None)
             if row is None:
@@ -363,16 +362,6 @@ def _safe(check: Check, result: ConfigResult, data: StudyData) -> bool:
         return bool(check.test(result, data))
     except (TypeError, ValueError, KeyError):
         return False
-
-
-def _matches(wanted: dict[str, Any], config: dict[str, Any]) -> bool:
-    """Every key of ``wanted`` has that value in ``config`` (numbers compared with a relative tolerance)."""
-    for key, value in wanted.items():
-        have = config.get(key)
-        both_numbers = isinstance(value, (int, float)) and isinstance(have, (int, float))
-        if not (math.isclose(value, have, rel_tol=1e-9) if both_numbers else have == value):
-            return False
-    return True
 
 
 
