@@ -292,7 +292,7 @@ def step_epoch_scheduler(scheduler, val_loss: float) -> None:
 
 
 def batches_per_epoch(n: int, batch_size: int, drop_last: bool) -> int:
-    return n // batch_size if drop_last and n >= batch_size else math.ceil(n / batch_size)
+    return math.ceil(samples_per_epoch(n, batch_size, drop_last) / batch_size)
 
 
 def samples_per_epoch(n: int, batch_size: int, drop_last: bool) -> int:
