@@ -41,11 +41,23 @@ def default_backend() -> str:
     return "wandb" if resolve_wandb_mode() == "online" else "local"
 
 
-def create_sweep(spec: SweepSpec, store: Store, backend: str | None = None) -> SweepRecord:
-    """Register ``spec`` and return its record; ``backend`` None picks `default_backend`."""
+def choose_backend(backend: str | None) -> str:
+    """The backend to create a sweep on (None picks `default_backend`), or `UserError` when it
+    cannot be used here. Cheap: the CLI asks before it opens (or creates) the store."""
+    from lrtrack.tracking import resolve_wandb_mode
+
     backend = backend or default_backend()
     if backend not in BACKENDS:
         raise UserError(f"--backend: must be one of {', '.join(BACKENDS)}, not {backend!r}")
+    if backend == "wandb" and resolve_wandb_mode() != "online":
+        raise UserError("--backend wandb: needs a W&B login (WANDB_API_KEY or `wandb login`) and no WANDB_MODE=offline; "
+                        "use --backend local to run the sweep offline")
+    return backend
+
+
+def create_sweep(spec: SweepSpec, store: Store, backend: str | None = None) -> SweepRecord:
+    """Register ``spec`` and return its record; ``backend`` as in `choose_backend`."""
+    backend = choose_backend(backend)
     sweep_id = None
     if backend == "wandb":
         sweep_id = register_with_wandb(spec)
@@ -61,12 +73,7 @@ def create_sweep(spec: SweepSpec, store: Store, backend: str | None = None) -> S
 
 
 def register_with_wandb(spec: SweepSpec) -> str:
-    """``wandb.sweep``: W&B's hosted controller; needs a login and W&B's server."""
-    from lrtrack.tracking import resolve_wandb_mode
-
-    if resolve_wandb_mode() != "online":
-        raise UserError("--backend wandb: needs a W&B login (WANDB_API_KEY or `wandb login`) and no WANDB_MODE=offline; "
-                        "use --backend local to run the sweep offline")
+    """``wandb.sweep``: W&B's hosted controller; needs a login (`choose_backend`) and W&B's server."""
     import wandb
 
     try:

@@ -23,9 +23,10 @@ def create(spec: SpecArg, backend: BackendOpt = None, store: StoreOpt = None) ->
     """Register a sweep; prints its id as the last line."""
     from lrtrack.config import load_spec
     from lrtrack.store import open_store
-    from lrtrack.sweep import create_sweep
+    from lrtrack.sweep import choose_backend, create_sweep
 
     sweep_spec = load_spec(spec)
+    backend = choose_backend(backend)  # before the store is opened: bad input writes nothing
     with open_store(store) as opened:
         record = create_sweep(sweep_spec, opened, backend)
         typer.echo(f"created {record.backend} sweep {record.name!r} in {opened.url}", err=True)
