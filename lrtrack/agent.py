@@ -49,13 +49,35 @@ class Terminated(KeyboardInterrupt):
     exit_code = 143
 
 
-def raise_on_sigterm() -> None:
-    """Turn SIGTERM into `Terminated` (Ctrl-C already raises KeyboardInterrupt)."""
+#: SIGINT/SIGTERM received by this process since `raise_on_stop_signals`.
+_stop_signals: list[int] = []
+
+
+def _stop_exception(signum: int) -> KeyboardInterrupt:
+    return Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
+
+
+def raise_on_stop_signals() -> None:
+    """Turn SIGTERM into `Terminated` and SIGINT into KeyboardInterrupt, and remember them.
+
+    The exception raised by a signal handler is lost when it lands inside a
+    finalizer (``__del__``, a weakref callback): Python prints it and goes on.
+    `check_stop` raises it again at the agent's next safe point (after each
+    epoch, before each claim), so a stop request is never lost.
+    """
 
     def handler(signum, frame):
-        raise Terminated()
+        _stop_signals.append(signum)
+        raise _stop_exception(signum)
 
-    signal.signal(signal.SIGTERM, handler)
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, handler)
+
+
+def check_stop() -> None:
+    """Raise the stop exception of a signal already received (see `raise_on_stop_signals`)."""
+    if _stop_signals:
+        raise _stop_exception(_stop_signals[-1])
 
 
 @dataclass
@@ -141,6 +163,7 @@ class Agent:
             return self._run_wandb()
         done, waiting = 0, False
         while self.settings.count is None or done < self.settings.count:
+            check_stop()
             limit = self.pack if self.settings.count is None else min(self.pack, self.settings.count - done)
             claims, reason = self._claim(limit)
             if not claims:
@@ -254,6 +277,7 @@ class Agent:
 
         def hook(metrics: dict[str, Any]) -> str | None:
             self.store.log_epoch(member.attempt.id, metrics)
+            check_stop()
             if member.heartbeat is not None and (reason := member.heartbeat.stop_reason):
                 self.report(f"run {member.run.number}: stopping after epoch {metrics['epoch']} ({reason})")
                 return reason

@@ -240,7 +240,8 @@ def test_supervisor_starts_a_worker_per_gpu_and_reports_each_exit(tmp_path, offl
 
 def test_supervisor_forwards_sigterm_and_every_run_is_requeued(tmp_path, offline_wandb):
     store = f"sqlite:///{tmp_path}/store.db"
-    sweep_id = create(write_spec(tmp_path / "g.yaml", [0.001, 0.002], epochs=200), store)
+    # 2000 epochs (~20 s each): no run can finish while a loaded machine starts the other worker
+    sweep_id = create(write_spec(tmp_path / "g.yaml", [0.001, 0.002], epochs=2000), store)
     supervisor = spawn("agent", sweep_id, "--workers", "2", "--store", store, *FAST)
     wait_for_epochs(store, sweep_id, 1, runs=2)
     supervisor.send_signal(signal.SIGTERM)
@@ -249,6 +250,27 @@ def test_supervisor_forwards_sigterm_and_every_run_is_requeued(tmp_path, offline
     assert out.count("exited with code 143") == 2
     entries = show(sweep_id, store)["runs"]
     assert len(entries) == 2 and {(e["state"], e["run_state"]) for e in entries} == {("interrupted", "pending")}
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")  # the point of the test
+def test_a_stop_signal_swallowed_by_a_finalizer_is_raised_again_at_the_next_check():
+    from lrtrack import agent as agent_lib
+
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+
+    class Finalizer:
+        def __del__(self):
+            signal.raise_signal(signal.SIGTERM)  # Terminated is raised in here: Python only prints it
+
+    try:
+        agent_lib.raise_on_stop_signals()
+        Finalizer()
+        with pytest.raises(agent_lib.Terminated):
+            agent_lib.check_stop()
+    finally:
+        agent_lib._stop_signals.clear()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def test_wandb_backend_offline_is_one_clear_error_and_stores_nothing(tmp_path):

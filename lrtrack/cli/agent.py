@@ -45,7 +45,7 @@ def agent(
 def run_agents(store: Store, sweep_id: str, settings: AgentSettings, *, gpus: list[str] | None, per_gpu: int,
                workers: int, pack: int) -> int:
     """One agent in this process, or a supervisor of several; returns the exit code."""
-    from lrtrack.agent import Agent, raise_on_sigterm, supervise, workers_for
+    from lrtrack.agent import Agent, raise_on_stop_signals, supervise, workers_for
     from lrtrack.cli.display import console
 
     def report(line: str) -> None:
@@ -58,7 +58,7 @@ def run_agents(store: Store, sweep_id: str, settings: AgentSettings, *, gpus: li
         code = supervise(sweep.id, slots, args, store.raw_url, report)
         report(f"sweep {sweep.id}: all workers exited")
         return code
-    raise_on_sigterm()
+    raise_on_stop_signals()
     try:
         outcome = Agent(store, sweep.id, settings, report, pack=pack).run()
     except KeyboardInterrupt as stop:  # Ctrl-C, or SIGTERM (lrtrack.agent.Terminated, exit 143)
