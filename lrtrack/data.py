@@ -12,6 +12,12 @@ Where the files come from, in order:
    the data directory;
 3. torchvision's download (fails quickly without internet);
 4. otherwise a `DataUnavailableError` listing the ways to provide the data.
+
+The decoded uint8 tensors are cached in ``<dir>/.lrtrack-cache/<dataset>.pt``,
+keyed by the raw files' names, sizes and modification times: a later process
+loads them in milliseconds without importing torchvision (about 1.3 s per
+agent process on a 2-core CPU). A changed raw file rebuilds the cache; a data
+directory that cannot be written just goes without it.
 """
 
 from __future__ import annotations
@@ -37,6 +43,7 @@ DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
 TORCHVISION_CLASSES = {"mnist": "MNIST", "fashion-mnist": "FashionMNIST"}
 DIGITS_TEST_FRACTION = 0.2
 DOWNLOAD_TIMEOUT_S = 20
+CACHE_DIR = ".lrtrack-cache"
 
 
 @dataclass
@@ -136,17 +143,63 @@ def _digits():
 
 
 def _torchvision(dataset: str, data_dir: Path):
+    if dataset == "fashion-mnist":
+        _unpack_debian_fashion_mnist(data_dir)
+    cache = data_dir / CACHE_DIR / f"{dataset}.pt"
+    if (cached := _read_cache(cache, data_dir, dataset)) is not None:
+        return cached
     from torchvision import datasets
 
     cls = getattr(datasets, TORCHVISION_CLASSES[dataset])
-    if dataset == "fashion-mnist":
-        _unpack_debian_fashion_mnist(data_dir)
     try:
         train, test = cls(data_dir, train=True), cls(data_dir, train=False)
     except RuntimeError:
         _download(cls, data_dir, dataset)
         train, test = cls(data_dir, train=True), cls(data_dir, train=False)
-    return train.data, train.targets, test.data, test.targets
+    splits = (train.data, train.targets, test.data, test.targets)
+    _write_cache(cache, data_dir, dataset, splits)
+    return splits
+
+
+def _raw_fingerprint(data_dir: Path, dataset: str) -> list[tuple[str, int, int]]:
+    """Name, size and mtime of every raw file: what the cached tensors were decoded from."""
+    raw = data_dir / TORCHVISION_CLASSES[dataset] / "raw"
+    files = sorted(raw.iterdir()) if raw.is_dir() else []
+    return [(f.name, f.stat().st_size, f.stat().st_mtime_ns) for f in files if f.is_file()]
+
+
+def _read_cache(cache: Path, data_dir: Path, dataset: str):
+    """The cached splits, or None when missing, unreadable or made from other raw files."""
+    import torch
+
+    fingerprint = _raw_fingerprint(data_dir, dataset)
+    if not fingerprint or not cache.is_file():
+        return None
+    try:
+        saved = torch.load(cache, weights_only=True)
+    except Exception:  # a truncated or foreign file: rebuild it from the raw files
+        return None
+    if [tuple(entry) for entry in saved.get("raw", [])] != fingerprint:
+        return None
+    return tuple(saved["splits"])
+
+
+def _write_cache(cache: Path, data_dir: Path, dataset: str, splits) -> None:
+    """Save the decoded splits atomically (temporary file, then rename)."""
+    import torch
+
+    try:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=cache.parent, suffix=".tmp")
+    except OSError:
+        return  # a read-only data directory: go without the cache
+    try:
+        with os.fdopen(fd, "wb") as file:
+            torch.save({"raw": _raw_fingerprint(data_dir, dataset), "splits": list(splits)}, file)
+        os.chmod(tmp, 0o644)  # mkstemp's 0600 would hide it from other users of a shared data directory
+        os.replace(tmp, cache)
+    except OSError:
+        Path(tmp).unlink(missing_ok=True)
 
 
 def _unpack_debian_fashion_mnist(data_dir: Path) -> None:
