@@ -14,10 +14,16 @@ writes, checkpoints, curves figure); the rest is per process.
     python benchmarks/bench_overhead.py --spec sweeps/study-b-mnist-cnn-small.yaml
 
 Target (issue 6): overhead <= 10% of study A's wall time on CPU.
+
+It then times, in one fresh interpreter, the fixed cost every agent process pays
+before its first epoch whatever lrtrack does: importing torch, the first
+torch.optim optimizer (it imports torch._dynamo), wandb and W&B's service start,
+matplotlib, W&B's ``sweeps`` engine. Their sum is the floor of a process's overhead.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -28,6 +34,22 @@ from pathlib import Path
 from _common import parser, setup
 
 REPO = Path(__file__).resolve().parents[1]
+
+# Run in a fresh interpreter: each step's seconds, in the order an agent pays them.
+FLOOR = """
+import json, time
+steps, tick = {}, time.perf_counter()
+def step(name):
+    global tick
+    now = time.perf_counter(); steps[name] = now - tick; tick = now
+import sweeps; step("import sweeps (W&B's engine)")
+import torch; step("import torch")
+torch.optim.Adam([torch.nn.Parameter(torch.zeros(1))], fused=True); step("first optimizer (imports torch._dynamo)")
+import wandb; step("import wandb")
+wandb.setup(); step("start W&B's service")
+import matplotlib.figure, matplotlib.backends.backend_agg; step("import matplotlib")
+print(json.dumps(steps))
+"""
 
 
 def main() -> None:
@@ -69,6 +91,18 @@ def main() -> None:
     for seconds, line in lines:
         print(f"{seconds:7.2f}  {line[:100]}")
     print(f"{wall:7.2f}  process exited")
+
+    env = {**os.environ, "WANDB_MODE": "offline", "WANDB_SILENT": "true"}
+    floor = subprocess.run([sys.executable, "-c", FLOOR], capture_output=True, text=True, env=env, check=True)
+    steps = json.loads(floor.stdout)
+    print("\nfixed cost of one agent process, before lrtrack does anything (fresh interpreter):")
+    print("| step | s |\n|---|---|")
+    for name, seconds in steps.items():
+        print(f"| {name} | {seconds:.2f} |")
+    total = sum(steps.values())
+    print(f"| **sum** | **{total:.2f}** |")
+    print(f"\nfloor share of this sweep: {total / wall:.0%} (overhead above the floor: {overhead - total:.1f} s, "
+          f"{(overhead - total) / wall:.0%})")
 
 
 if __name__ == "__main__":
