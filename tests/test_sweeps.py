@@ -66,8 +66,8 @@ def test_two_agents_finish_a_grid_exactly_once(tmp_path, offline_wandb):
 
 def test_killed_agent_run_is_requeued_and_finished_by_another(tmp_path, offline_wandb):
     store = f"sqlite:///{tmp_path}/store.db"
-    # 60 epochs: long enough to be killed mid-run (a warm epoch takes milliseconds), short enough to rerun
-    sweep_id = create(write_spec(tmp_path / "grid.yaml", [0.001, 0.003], epochs=60), store)
+    # 200 epochs (~2 s idle, a warm epoch takes ~10 ms): killed mid-run even on a loaded machine, short enough to rerun
+    sweep_id = create(write_spec(tmp_path / "grid.yaml", [0.001, 0.003], epochs=200), store)
     victim = spawn("agent", sweep_id, "--store", store, *FAST)
     wait_for_epochs(store, sweep_id, 2)
     victim.send_signal(signal.SIGKILL)
