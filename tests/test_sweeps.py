@@ -152,7 +152,7 @@ def test_paused_and_cancelled_sweeps_make_agents_exit_0_saying_why(tmp_path, off
 
 def test_sigterm_stops_the_run_cleanly_and_requeues_it(tmp_path, offline_wandb):
     store = f"sqlite:///{tmp_path}/store.db"
-    sweep_id = create(write_spec(tmp_path / "g.yaml", [0.001], epochs=200), store)
+    sweep_id = create(write_spec(tmp_path / "g.yaml", [0.001], epochs=2000), store)  # never done before the signal
     agent = spawn("agent", sweep_id, "--store", store, *FAST)
     wait_for_epochs(store, sweep_id, 1)
     agent.send_signal(signal.SIGTERM)
