@@ -13,16 +13,19 @@ Where the files come from, in order:
 3. torchvision's download (fails quickly without internet);
 4. otherwise a `DataUnavailableError` listing the ways to provide the data.
 
-The decoded uint8 tensors are cached in ``<dir>/.lrtrack-cache/<dataset>.pt``,
-keyed by the raw files' names, sizes and modification times: a later process
-loads them in milliseconds without importing torchvision (about 1.3 s per
-agent process on a 2-core CPU). A changed raw file rebuilds the cache; a data
-directory that cannot be written just goes without it.
+The decoded uint8 tensors are cached in the per-user cache directory
+(``~/.cache/lrtrack/tensors``, or under ``$XDG_CACHE_HOME``), never in the data
+directory (which may be shared or read-only), one file per raw folder, checked
+against the raw files' names, sizes and modification times: a later process loads
+them in milliseconds without importing torchvision (about 1.3 s per agent process
+on a 2-core CPU). A changed raw file rebuilds the cache; a cache directory that
+cannot be written just goes without it.
 """
 
 from __future__ import annotations
 
 import functools
+import hashlib
 import gzip
 import os
 import shutil
@@ -43,7 +46,6 @@ DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
 TORCHVISION_CLASSES = {"mnist": "MNIST", "fashion-mnist": "FashionMNIST"}
 DIGITS_TEST_FRACTION = 0.2
 DOWNLOAD_TIMEOUT_S = 20
-CACHE_DIR = ".lrtrack-cache"
 
 
 @dataclass
@@ -85,8 +87,12 @@ def default_data_dir(explicit: str | os.PathLike | None = None) -> Path:
         return Path(explicit).expanduser()
     if os.environ.get("LRTRACK_DATA_DIR"):
         return Path(os.environ["LRTRACK_DATA_DIR"]).expanduser()
-    cache = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(cache) / "lrtrack" / "datasets"
+    return _user_cache() / "datasets"
+
+
+def _user_cache() -> Path:
+    """``$XDG_CACHE_HOME/lrtrack``, else ``~/.cache/lrtrack``."""
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "lrtrack"
 
 
 def load_data(config: TrainConfig, device: torch.device) -> Data:
@@ -145,8 +151,9 @@ def _digits():
 def _torchvision(dataset: str, data_dir: Path):
     if dataset == "fashion-mnist":
         _unpack_debian_fashion_mnist(data_dir)
-    cache = data_dir / CACHE_DIR / f"{dataset}.pt"
-    if (cached := _read_cache(cache, data_dir, dataset)) is not None:
+    raw = data_dir / TORCHVISION_CLASSES[dataset] / "raw"
+    cache = _cache_path(dataset, raw)
+    if (cached := _read_cache(cache, raw)) is not None:
         return cached
     from torchvision import datasets
 
@@ -157,22 +164,27 @@ def _torchvision(dataset: str, data_dir: Path):
         _download(cls, data_dir, dataset)
         train, test = cls(data_dir, train=True), cls(data_dir, train=False)
     splits = (train.data, train.targets, test.data, test.targets)
-    _write_cache(cache, data_dir, dataset, splits)
+    _write_cache(cache, raw, splits)
     return splits
 
 
-def _raw_fingerprint(data_dir: Path, dataset: str) -> list[tuple[str, int, int]]:
+def _cache_path(dataset: str, raw: Path) -> Path:
+    """``~/.cache/lrtrack/tensors/<dataset>-<hash of the raw folder's path>.pt``."""
+    digest = hashlib.sha256(str(raw.resolve()).encode()).hexdigest()[:16]
+    return _user_cache() / "tensors" / f"{dataset}-{digest}.pt"
+
+
+def _raw_fingerprint(raw: Path) -> list[tuple[str, int, int]]:
     """Name, size and mtime of every raw file: what the cached tensors were decoded from."""
-    raw = data_dir / TORCHVISION_CLASSES[dataset] / "raw"
     files = sorted(raw.iterdir()) if raw.is_dir() else []
     return [(f.name, f.stat().st_size, f.stat().st_mtime_ns) for f in files if f.is_file()]
 
 
-def _read_cache(cache: Path, data_dir: Path, dataset: str):
+def _read_cache(cache: Path, raw: Path):
     """The cached splits, or None when missing, unreadable or made from other raw files."""
     import torch
 
-    fingerprint = _raw_fingerprint(data_dir, dataset)
+    fingerprint = _raw_fingerprint(raw)
     if not fingerprint or not cache.is_file():
         return None
     try:
@@ -184,7 +196,7 @@ def _read_cache(cache: Path, data_dir: Path, dataset: str):
     return tuple(saved["splits"])
 
 
-def _write_cache(cache: Path, data_dir: Path, dataset: str, splits) -> None:
+def _write_cache(cache: Path, raw: Path, splits) -> None:
     """Save the decoded splits atomically (temporary file, then rename)."""
     import torch
 
@@ -192,11 +204,10 @@ def _write_cache(cache: Path, data_dir: Path, dataset: str, splits) -> None:
         cache.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=cache.parent, suffix=".tmp")
     except OSError:
-        return  # a read-only data directory: go without the cache
+        return  # a cache directory that cannot be written: go without the cache
     try:
         with os.fdopen(fd, "wb") as file:
-            torch.save({"raw": _raw_fingerprint(data_dir, dataset), "splits": list(splits)}, file)
-        os.chmod(tmp, 0o644)  # mkstemp's 0600 would hide it from other users of a shared data directory
+            torch.save({"raw": _raw_fingerprint(raw), "splits": list(splits)}, file)
         os.replace(tmp, cache)
     except OSError:
         Path(tmp).unlink(missing_ok=True)

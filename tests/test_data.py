@@ -11,10 +11,8 @@ import sys
 import pytest
 from conftest import MNIST_ROOT
 
-from lrtrack.config import TrainConfig
-from lrtrack.data import load_data
-
 RAW = MNIST_ROOT / "MNIST" / "raw"
+pytestmark = pytest.mark.skipif(not RAW.is_dir(), reason="the shared MNIST subset is not there")
 
 # A fresh process: does loading import torchvision, and what did it load?
 PROBE = """
@@ -27,45 +25,50 @@ print(json.dumps({"torchvision": "torchvision" in sys.modules, "train": len(data
 """
 
 
-def probe(data_dir) -> dict:
-    proc = subprocess.run([sys.executable, "-c", PROBE, str(data_dir)], capture_output=True, text=True, timeout=120)
+def probe(data_dir, cache_home) -> dict:
+    env = {**os.environ, "XDG_CACHE_HOME": str(cache_home)}
+    proc = subprocess.run([sys.executable, "-c", PROBE, str(data_dir)], capture_output=True, text=True, timeout=120,
+                          env=env)
     assert proc.returncode == 0, proc.stderr
     return json.loads(proc.stdout)
 
 
-@pytest.mark.skipif(not RAW.is_dir(), reason="the shared MNIST subset is not there")
-def test_decoded_tensors_are_cached_and_rebuilt_when_a_raw_file_changes(tmp_path):
-    shutil.copytree(RAW, tmp_path / "MNIST" / "raw")
-    for path in (tmp_path / "MNIST" / "raw").iterdir():
+def private_copy(tmp_path):
+    data_dir = tmp_path / "data"
+    shutil.copytree(RAW, data_dir / "MNIST" / "raw")
+    for path in (data_dir / "MNIST" / "raw").iterdir():
         path.chmod(0o644)
-    cache = tmp_path / ".lrtrack-cache" / "mnist.pt"
+    return data_dir
 
-    first = probe(tmp_path)  # decoded by torchvision, then cached
-    assert first["torchvision"] and cache.is_file()
-    second = probe(tmp_path)
-    assert not second["torchvision"]  # the cache alone: no torchvision import
-    assert second == {**first, "torchvision": False}
+
+def test_decoded_tensors_are_cached_and_rebuilt_when_a_raw_file_changes(tmp_path):
+    data_dir, cache_home = private_copy(tmp_path), tmp_path / "cache"
+
+    first = probe(data_dir, cache_home)  # decoded by torchvision, then cached
+    (cache,) = (cache_home / "lrtrack" / "tensors").glob("mnist-*.pt")
+    assert first["torchvision"]
+    assert sorted(p.name for p in data_dir.iterdir()) == ["MNIST"]  # the data directory is left alone
+    second = probe(data_dir, cache_home)
+    assert second == {**first, "torchvision": False}  # the cache alone, same tensors: no torchvision import
     assert (first["train"], first["test"]) == (8000, 2000)
 
-    labels = tmp_path / "MNIST" / "raw" / "t10k-labels-idx1-ubyte"
+    labels = data_dir / "MNIST" / "raw" / "t10k-labels-idx1-ubyte"
     body = bytearray(labels.read_bytes())
     body[8] = (body[8] + 1) % 10  # the first test label changes: the cache must not hide it
     labels.write_bytes(bytes(body))
     os.utime(labels, ns=(1, 1))
-    third = probe(tmp_path)
+    third = probe(data_dir, cache_home)
     assert third["torchvision"] and third["labels"][0] == (first["labels"][0] + 1) % 10
 
     cache.write_bytes(b"not a torch file")  # a damaged cache is rebuilt, never an error
-    assert probe(tmp_path) == third
+    assert probe(data_dir, cache_home) == third
+    assert not probe(data_dir, cache_home)["torchvision"]
 
 
-@pytest.mark.skipif(not RAW.is_dir(), reason="the shared MNIST subset is not there")
-def test_a_data_directory_where_the_cache_cannot_be_written_goes_without_it(tmp_path):
-    import torch
-
-    root = tmp_path / "data"
-    shutil.copytree(RAW, root / "MNIST" / "raw")
-    (root / ".lrtrack-cache").write_text("a file where the cache folder would go")
-    data = load_data(TrainConfig(dataset="mnist", data_dir=str(root), seed=3), torch.device("cpu"))
-    assert len(data.train) == 8000 and (root / ".lrtrack-cache").is_file()
-    assert sorted(p.name for p in root.iterdir()) == [".lrtrack-cache", "MNIST"]  # no stray temporary file
+def test_a_cache_directory_that_cannot_be_written_is_done_without(tmp_path):
+    data_dir, cache_home = private_copy(tmp_path), tmp_path / "cache"
+    (cache_home / "lrtrack").mkdir(parents=True)
+    (cache_home / "lrtrack" / "tensors").write_text("a file where the cache folder would go")
+    assert probe(data_dir, cache_home)["train"] == 8000
+    assert probe(data_dir, cache_home)["torchvision"]  # no cache was written, so torchvision again
+    assert sorted(p.name for p in (cache_home / "lrtrack").iterdir()) == ["tensors"]  # no stray temporary file
