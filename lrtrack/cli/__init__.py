@@ -9,6 +9,7 @@ from __future__ import annotations
 import atexit
 import os
 import sys
+import threading
 import warnings
 
 import click
@@ -87,10 +88,13 @@ def _exit_now(code: int) -> None:
     process, paid by every agent and ``lrtrack train``. Nothing is lost by
     skipping it: store transactions are committed, W&B runs are finished, and the
     exit handlers (W&B's teardown among them) still run; then the streams are
-    flushed and the process ends. Only for the console script (``argv is None``):
-    an in-process caller keeps a normal `SystemExit`.
+    flushed and the process ends, unless a non-daemon thread is still working.
+    Only for the console script (``argv is None``): an in-process caller keeps a
+    normal `SystemExit`.
     """
     atexit._run_exitfuncs()
+    if any(t.is_alive() and not t.daemon for t in threading.enumerate() if t is not threading.main_thread()):
+        sys.exit(code)  # a thread that must finish its work: the normal, slower exit waits for it
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(code)
