@@ -40,3 +40,7 @@ class StoreOpenError(StoreError, UserError):
 
     def __init__(self, problems: str | list[str]):
         UserError.__init__(self, problems)
+
+
+class NoStoreError(StoreOpenError):
+    """A command that needs an existing store found none at the URL (and created none)."""

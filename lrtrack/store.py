@@ -3,7 +3,9 @@
 Shaped like optuna's storages. `Store` is the interface: small documented methods,
 with the helpers every backend shares written once in it. `SqlStore` implements
 it with SQLAlchemy for embedded SQLite (the default, ``.lrtrack/store.db``) and
-PostgreSQL (many machines sharing one store). `open_store(url)` picks and opens one.
+PostgreSQL (many machines sharing one store). `open_store(url)` picks and opens one;
+``open_store(url, create=False)``, for commands that act on an existing sweep,
+refuses a URL with no store there instead of creating one.
 
 Vocabulary
 ----------
@@ -42,7 +44,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterator
 
-from lrtrack.errors import StoreError, StoreOpenError, UnknownSweepError
+from lrtrack.errors import NoStoreError, StoreError, StoreOpenError, UnknownSweepError
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection, Engine
@@ -346,8 +348,12 @@ class SqlStore(Store):
             return float(conn.execute(text("SELECT (julianday('now') - 2440587.5) * 86400.0")).scalar_one())
         return float(conn.execute(text("SELECT extract(epoch from clock_timestamp())")).scalar_one())
 
-    def _create_schema(self) -> None:
-        """Create the tables on first use; refuse a store of another schema version."""
+    def _create_schema(self, *, create: bool = True) -> None:
+        """Create the tables on first use; refuse a store of another schema version.
+
+        With ``create`` False a database without lrtrack's tables is refused
+        (`NoStoreError`) and nothing is written to it.
+        """
         from sqlalchemy import inspect, select, text
 
         with self._transaction() as conn:
@@ -357,6 +363,8 @@ class SqlStore(Store):
             if "lrtrack_meta" not in names:
                 if names and self._is_sqlite:
                     raise StoreOpenError(f"{self.url}: not an lrtrack store (it holds other tables)")
+                if not create:
+                    raise NoStoreError(_no_store_message(self.url))
                 self._metadata.create_all(conn)
                 conn.execute(self._meta.insert().values(key="schema_version", value=str(SCHEMA_VERSION)))
                 return
@@ -570,12 +578,16 @@ class SqlStore(Store):
 # ---------------------------------------------------------------- opening a store
 
 
-def open_store(url: str | os.PathLike | None = None) -> SqlStore:
-    """Open (creating on first use) the store at ``url``.
+def open_store(url: str | os.PathLike | None = None, *, create: bool = True) -> SqlStore:
+    """Open the store at ``url``, creating it on first use unless ``create`` is False.
 
     ``url`` None means ``$LRTRACK_STORE``, else ``sqlite:///.lrtrack/store.db``.
     Accepts ``sqlite:///PATH``, a plain file path, and ``postgresql://...``
     (driven by psycopg 3). A URL that cannot be opened raises `StoreOpenError`.
+
+    ``create=False`` is for commands that act on an existing sweep: a missing (or
+    empty) SQLite file, or a database without lrtrack's tables, raises `NoStoreError`
+    and nothing is created: no file, no folder, no tables.
     """
     from sqlalchemy import create_engine, event
     from sqlalchemy.engine import make_url
@@ -594,12 +606,17 @@ def open_store(url: str | os.PathLike | None = None) -> SqlStore:
         if not parsed.database or parsed.database == ":memory:":
             raise StoreOpenError(f"--store {shown}: an in-memory SQLite store cannot be shared; give a file path")
         path = Path(parsed.database).expanduser().resolve()
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise StoreOpenError(f"--store {shown}: cannot create {path.parent} ({exc.strerror})") from None
+        if create:
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise StoreOpenError(f"--store {shown}: cannot create {path.parent} ({exc.strerror})") from None
+        elif _no_sqlite_store(path):
+            raise NoStoreError(_no_store_message(shown))
         parsed = parsed.set(drivername="sqlite+pysqlite", database=str(path))
         engine = create_engine(parsed, connect_args={"timeout": 60})
+        if not create:
+            event.listen(engine, "do_connect", _sqlite_open_existing)
         event.listen(engine, "connect", _sqlite_connect)
         event.listen(engine, "begin", _begin_immediate)
     elif parsed.get_backend_name() == "postgresql":
@@ -610,7 +627,7 @@ def open_store(url: str | os.PathLike | None = None) -> SqlStore:
 
     store = SqlStore(parsed.render_as_string(hide_password=False), engine)
     try:
-        store._create_schema()
+        store._create_schema(create=create)
     except StoreOpenError:
         store.close()
         raise
@@ -619,6 +636,23 @@ def open_store(url: str | os.PathLike | None = None) -> SqlStore:
         where = str(path) if parsed.get_backend_name() == "sqlite" else shown
         raise StoreOpenError(f"--store {where}: cannot open ({_driver_message(exc.__cause__)})") from None
     return store
+
+
+def _no_sqlite_store(path: Path) -> bool:
+    """True when there is no SQLite store at ``path``: no file, or an empty one."""
+    return not path.exists() or (path.is_file() and path.stat().st_size == 0)
+
+
+def _no_store_message(shown: str) -> str:
+    """The one line for a command that needs an existing store and found none at ``shown``."""
+    return f"--store {shown}: no store there (create a sweep first with lrtrack sweep create)"
+
+
+def _sqlite_open_existing(dialect, connection_record, cargs, cparams) -> None:
+    """Open the SQLite file read-write but never create it (``mode=rw``), even if it vanished
+    after `open_store` looked: a store that is not there stays not there."""
+    cargs[0] = Path(cargs[0]).as_uri() + "?mode=rw"
+    cparams["uri"] = True
 
 
 def _sqlite_connect(dbapi_connection, connection_record) -> None:

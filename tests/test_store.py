@@ -13,11 +13,12 @@ import subprocess
 import sys
 import textwrap
 import time
+from pathlib import Path
 
 import pytest
 
 from lrtrack.config import SweepSpec
-from lrtrack.errors import StoreError, StoreOpenError, UnknownSweepError
+from lrtrack.errors import NoStoreError, StoreError, StoreOpenError, UnknownSweepError
 from lrtrack.store import open_store
 from lrtrack.sweep import propose
 
@@ -205,6 +206,33 @@ class TestStoreContract:
         engine.dispose()
         with pytest.raises(StoreOpenError, match="schema version 99"):
             open_store(store_url)
+        with pytest.raises(StoreOpenError, match="schema version 99"):
+            open_store(store_url, create=False)
+
+    def test_without_create_a_missing_store_is_refused_and_nothing_is_created(self, store_url):
+        with pytest.raises(NoStoreError, match="no store there .create a sweep first with lrtrack sweep create."):
+            open_store(store_url, create=False)
+        assert not lrtrack_tables(store_url)
+        with open_store(store_url) as created:
+            sweep = create(created, grid_spec([0.1]))
+        with open_store(store_url, create=False) as existing:
+            assert existing.get_sweep(sweep.id).name == "grid"
+            with pytest.raises(UnknownSweepError, match="unknown sweep id 'nope'"):
+                existing.get_sweep("nope")
+
+
+def lrtrack_tables(url: str) -> list[str]:
+    """The store's lrtrack tables; for SQLite, asserts first that there is no file to look into."""
+    from sqlalchemy import create_engine, inspect
+
+    if url.startswith("sqlite:///"):
+        assert not Path(url.removeprefix("sqlite:///")).exists()
+        return []
+    engine = create_engine(url.replace("postgresql://", "postgresql+psycopg://"))
+    try:
+        return [name for name in inspect(engine).get_table_names() if name.startswith("lrtrack_")]
+    finally:
+        engine.dispose()
 
 
 def test_unreachable_postgres_is_one_error_without_the_password():
@@ -227,3 +255,15 @@ def test_a_sqlite_file_of_another_program_is_refused(tmp_path):
     sqlite3.connect(path).execute("CREATE TABLE notes (x)").connection.commit()
     with pytest.raises(StoreOpenError, match="not an lrtrack store"):
         open_store(path)
+
+
+def test_without_create_a_store_file_that_vanished_is_not_created_again(tmp_path):
+    path = tmp_path / "store.db"
+    open_store(path).close()
+    store = open_store(path, create=False)
+    store.close()  # no pooled connection left: the next query opens the file again
+    path.unlink()
+    with pytest.raises(StoreError, match="unable to open database file"):
+        store.list_sweeps()
+    store.close()
+    assert not path.exists()

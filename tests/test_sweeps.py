@@ -173,12 +173,55 @@ def test_sigterm_stops_the_run_cleanly_and_requeues_it(tmp_path, offline_wandb):
     ],
 )
 def test_bad_ids_and_urls_exit_2_with_one_line(tmp_path, args, message):
+    from lrtrack.store import open_store
+
     if "--store" not in args:
-        args = [*args, "--store", f"sqlite:///{tmp_path}/store.db"]
+        store = f"sqlite:///{tmp_path}/store.db"
+        open_store(store).close()  # an existing store without that sweep
+        args = [*args, "--store", store]
     proc = lrtrack(*args)
     assert proc.returncode == 2, proc.stderr
     (line,) = proc.stderr.strip().splitlines()
     assert message in line and "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize("args", [
+    ["sweep", "show", "abcd1234"],
+    ["sweep", "show", "abcd1234", "--json"],
+    ["sweep", "list"],
+    ["sweep", "pause", "abcd1234"],
+    ["sweep", "resume", "abcd1234"],
+    ["sweep", "cancel", "abcd1234"],
+    ["report", "abcd1234"],
+    ["report", "abcd1234", "--html", "r.html"],
+    ["agent", "abcd1234"],
+    ["sync", "abcd1234", "--dry-run"],
+])
+def test_commands_on_a_missing_store_exit_2_and_create_nothing(tmp_path, args):
+    store_file = tmp_path / "new" / "store.db"
+    proc = lrtrack(*args, "--store", f"sqlite:///{store_file}")
+    assert proc.returncode == 2, proc.stderr
+    (line,) = proc.stderr.strip().splitlines()
+    assert line == (f"error: --store sqlite:///{store_file}: no store there "
+                    "(create a sweep first with lrtrack sweep create)")
+    assert "Traceback" not in proc.stderr and proc.stdout == ""
+    assert not store_file.parent.exists()  # no file, not even its folder
+    assert not (tmp_path / "r.html").exists()
+
+
+def test_the_default_store_is_not_created_by_show_and_an_empty_file_is_no_store(tmp_path):
+    proc = lrtrack("sweep", "show", "abcd1234")  # cwd is tmp_path (conftest): the default .lrtrack/store.db
+    assert proc.returncode == 2
+    (line,) = proc.stderr.strip().splitlines()
+    assert "--store sqlite:///.lrtrack/store.db: no store there" in line
+    assert not (tmp_path / ".lrtrack").exists()
+    empty = tmp_path / "empty.db"
+    empty.touch()
+    proc = lrtrack("report", "abcd1234", "--store", str(empty))  # a plain path
+    assert proc.returncode == 2
+    (line,) = proc.stderr.strip().splitlines()
+    assert f"--store sqlite:///{empty}: no store there" in line
+    assert empty.read_bytes() == b"" and sorted(p.name for p in tmp_path.iterdir() if "empty" in p.name) == ["empty.db"]
 
 
 def test_bad_spec_changes_nothing_in_the_store(tmp_path):

@@ -36,7 +36,7 @@ def agent(
     gpu_list = parse_gpus(gpus) if gpus else None
     settings = AgentSettings(count=count, heartbeat_seconds=heartbeat_seconds, grace_seconds=grace_seconds,
                              poll_seconds=poll_seconds, max_attempts=max_attempts, offline=offline)
-    with open_store(store) as opened:
+    with open_store(store, create=False) as opened:
         code = run_agents(opened, sweep_id, settings, gpus=gpu_list, per_gpu=per_gpu, workers=workers, pack=pack)
     if code:
         raise typer.Exit(code)

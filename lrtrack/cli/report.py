@@ -28,7 +28,7 @@ def report(
 
     if dry_run and not wandb:
         raise UserError("--dry-run: only meaningful with --wandb")
-    with open_store(store) as opened:
+    with open_store(store, create=False) as opened:
         study = load_study(opened, sweep_id)
     if html is not None:
         written = write_html(study, html)

@@ -68,7 +68,7 @@ def list_sweeps(store: StoreOpt = None) -> None:
     from lrtrack.cli.display import console
     from lrtrack.store import open_store
 
-    with open_store(store) as opened:
+    with open_store(store, create=False) as opened:
         table = Table("id", "name", "backend", "state", "runs", "created")
         for record in opened.list_sweeps():
             runs = opened.runs(record.id)
@@ -86,7 +86,7 @@ def show(sweep_id: SweepIdArg, as_json: Annotated[bool, typer.Option("--json", h
     from lrtrack.store import open_store
     from lrtrack.sweep import describe
 
-    with open_store(store) as opened:
+    with open_store(store, create=False) as opened:
         description = describe(opened, sweep_id)
     if as_json:
         typer.echo(json.dumps(description, indent=2, default=str))
@@ -98,7 +98,7 @@ def _set_state(sweep_id: str, state: str, store: str | None) -> None:
     from lrtrack.store import open_store
     from lrtrack.sweep import set_state
 
-    with open_store(store) as opened:
+    with open_store(store, create=False) as opened:
         record = set_state(opened, sweep_id, state)
     typer.echo(f"sweep {record.id} is {record.state}")
 

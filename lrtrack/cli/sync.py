@@ -22,7 +22,7 @@ def sync(
     from lrtrack.store import open_store
     from lrtrack.syncing import offline_runs, sync_runs
 
-    with open_store(store) as opened:
+    with open_store(store, create=False) as opened:
         sweep = opened.get_sweep(sweep_id)
         found, missing = offline_runs(opened, sweep.id, wandb_dir)
     for run_id in missing:
