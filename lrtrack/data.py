@@ -25,8 +25,8 @@ cannot be written just goes without it.
 from __future__ import annotations
 
 import functools
-import hashlib
 import gzip
+import hashlib
 import os
 import shutil
 import socket

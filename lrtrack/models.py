@@ -19,8 +19,6 @@ if TYPE_CHECKING:
 
 def build_model(config: TrainConfig, input_shape: tuple[int, ...], num_classes: int = 10) -> nn.Module:
     """A freshly initialised model (seed the RNG before calling for reproducible weights)."""
-    import math
-
     from torch import nn
 
     channels, height, width = input_shape

@@ -64,24 +64,42 @@ def test_two_agents_finish_a_grid_exactly_once(tmp_path, offline_wandb):
         assert [row["epoch"] for row in rows] == [1, 2]
 
 
-def test_killed_agent_run_is_requeued_and_finished_by_another(tmp_path, offline_wandb):
-    store = f"sqlite:///{tmp_path}/store.db"
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def store_url(request, tmp_path) -> str:
+    """A fresh store: an SQLite file, or a fresh database on the test PostgreSQL server."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path}/store.db"
+    return request.getfixturevalue("pg_db")
+
+
+def test_killed_agent_is_detected_by_heartbeat_and_its_run_finished_by_another(tmp_path, offline_wandb, store_url):
     # 200 epochs (~2 s idle, a warm epoch takes ~10 ms): killed mid-run even on a loaded machine, short enough to rerun
-    sweep_id = create(write_spec(tmp_path / "grid.yaml", [0.001, 0.003], epochs=200), store)
-    victim = spawn("agent", sweep_id, "--store", store, *FAST)
-    wait_for_epochs(store, sweep_id, 2)
+    sweep_id = create(write_spec(tmp_path / "grid.yaml", [0.001, 0.003], epochs=200), store_url)
+    victim = spawn("agent", sweep_id, "--store", store_url, *FAST)
+    wait_for_epochs(store_url, sweep_id, 2)
     victim.send_signal(signal.SIGKILL)
     victim.wait()
 
-    rescuer = lrtrack("agent", sweep_id, "--store", store, *FAST)
+    rescuer = lrtrack("agent", sweep_id, "--store", store_url, *FAST)
     assert rescuer.returncode == 0, rescuer.stderr
-    description = show(sweep_id, store)
+    description = show(sweep_id, store_url)
     assert finished_configs(description) == Counter(json.dumps({"lr": lr}) for lr in [0.001, 0.003])
-    crashed = [e for e in description["runs"] if e["state"] == "crashed"]
-    assert len(crashed) == 1 and crashed[0]["attempt"] == 1
-    retried = [e for e in description["runs"] if e["config"] == crashed[0]["config"] and e["attempt"] == 2]
-    assert retried and retried[0]["state"] == "finished"
-    assert retried[0]["wandb_run_id"] != crashed[0]["wandb_run_id"]
+    (crashed,) = [e for e in description["runs"] if e["state"] == "crashed"]
+    assert crashed["attempt"] == 1 and 2 <= crashed["epochs"] < 200
+    (retried,) = [e for e in description["runs"] if e["config"] == crashed["config"] and e["attempt"] == 2]
+    assert retried["state"] == "finished" and retried["epochs"] == 200
+    assert retried["wandb_run_id"] != crashed["wandb_run_id"]
+
+    # Declared dead by the database clock: its last heartbeat is at least the grace
+    # period (10 s) before the moment another agent requeued it.
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(store_url.replace("postgresql://", "postgresql+psycopg://", 1))
+    with engine.connect() as conn:
+        silent = conn.execute(text(
+            "SELECT a.ended_at - a.heartbeat_at FROM lrtrack_attempts a WHERE a.state = 'crashed'")).scalar_one()
+    engine.dispose()
+    assert silent >= 10.0
 
 
 def test_eight_agents_on_a_24_point_grid(tmp_path, offline_wandb):
