@@ -63,6 +63,14 @@ def pg_url() -> str:
     return url
 
 
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def store_url(request, tmp_path) -> str:
+    """A fresh, empty store: an SQLite file, or a fresh database on the test PostgreSQL server."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path}/store.db"
+    return request.getfixturevalue("pg_db")
+
+
 @pytest.fixture
 def pg_db(pg_url):
     """A fresh, empty database on the test server for this test; its URL (password included)."""

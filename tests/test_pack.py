@@ -6,11 +6,9 @@ and a real sweep through the CLI with ``--pack 3`` and a SQLite store.
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 
 import pytest
+from clitools import lrtrack, show
 
 from lrtrack import wandb_files
 from lrtrack.config import TrainConfig
@@ -138,15 +136,10 @@ def test_sweep_run_with_pack_3_through_the_cli(tmp_path, offline_wandb):
         "parameters:\n  lr: {values: [0.03, 0.01, 0.003]}\nfixed:\n  dataset: digits\n  epochs: 2\n  device: cpu\n"
     )
     store = f"sqlite:///{tmp_path}/store.db"
-    lrtrack = [sys.executable, "-m", "lrtrack"]
-    proc = subprocess.run([*lrtrack, "sweep", "run", str(spec), "--pack", "3", "--store", store, "--offline"],
-                          capture_output=True, text=True, timeout=600)
+    proc = lrtrack("sweep", "run", str(spec), "--pack", "3", "--store", store, "--offline")
     assert proc.returncode == 0, proc.stderr
     sweep_id = proc.stdout.strip().splitlines()[-1]
-    shown = subprocess.run([*lrtrack, "sweep", "show", sweep_id, "--json", "--store", store],
-                           capture_output=True, text=True, timeout=120)
-    assert shown.returncode == 0, shown.stderr
-    entries = json.loads(shown.stdout)["runs"]
+    entries = show(sweep_id, store)["runs"]
     assert sorted(entry["config"]["lr"] for entry in entries) == [0.003, 0.01, 0.03]
     assert {entry["state"] for entry in entries} == {"finished"}
     assert len({entry["worker"] for entry in entries}) == 1  # one agent trained all three

@@ -3,8 +3,8 @@
 Agents are real processes (``python -m lrtrack agent ... --store postgresql+psycopg://...``)
 training tiny configs on ``digits`` with real offline W&B runs. Each test gets
 a fresh database on the server (conftest's ``pg_db``), dropped afterwards. The
-server restart test stops and starts the server itself through
-``scripts/test-postgres.sh``, which finds it by ``LRTRACK_TEST_PG_DIR``.
+outage test starts a server of its own with ``scripts/test-postgres.sh`` and stops
+and restarts that one (``own_server``), never the server other files' tests share.
 """
 
 from __future__ import annotations
@@ -88,18 +88,35 @@ def dump_store(url: str) -> str:
         engine.dispose()
 
 
-def server_script(command: str, *args: str) -> None:
+def server_script(command: str, *args: str, server_dir: str | None = None) -> str:
+    """``scripts/test-postgres.sh COMMAND ARGS`` on the server in ``server_dir``; its output."""
+    env = {**os.environ, "LRTRACK_TEST_PG_DIR": server_dir} if server_dir else None
     proc = subprocess.run(["bash", str(REPO / "scripts" / "test-postgres.sh"), command, *args],
-                          capture_output=True, text=True, timeout=120)
+                          capture_output=True, text=True, timeout=120, env=env)
     assert proc.returncode == 0, proc.stderr
+    return proc.stdout
+
+
+@pytest.fixture
+def own_server(pg_url):
+    """A private PostgreSQL server for a test that stops it: (url, its directory).
+
+    The shared test server stays up: with two pytest workers, other files' tests
+    use it while this one runs, and an outage there would fail them, not this.
+    """
+    exports = dict(line.removeprefix("export ").split("=", 1)
+                   for line in server_script("start").splitlines() if line.startswith("export "))
+    try:
+        yield exports["LRTRACK_TEST_PG_URL"], exports["LRTRACK_TEST_PG_DIR"]
+    finally:
+        server_script("stop", server_dir=exports["LRTRACK_TEST_PG_DIR"])
 
 
 # ---------------------------------------------------------------- concurrency and faults
 
 
-def test_eight_agents_finish_a_24_point_grid_exactly_once_across_a_10s_server_outage(tmp_path, pg_db):
-    if not os.environ.get("LRTRACK_TEST_PG_DIR"):
-        pytest.skip("LRTRACK_TEST_PG_DIR not set: the server is not one scripts/test-postgres.sh can restart")
+def test_eight_agents_finish_a_24_point_grid_exactly_once_across_a_10s_server_outage(tmp_path, own_server):
+    pg_db, server_dir = own_server
     lrs = [round(0.001 * (i + 1), 4) for i in range(8)]
     spec = write_spec(tmp_path / "grid.yaml", {"lr": lrs, "optimizer": ["sgd", "adam", "rmsprop"]},
                       epochs=1, train_size=300)
@@ -111,7 +128,7 @@ def test_eight_agents_finish_a_24_point_grid_exactly_once_across_a_10s_server_ou
     wait_for(lambda: sum(run.state == "finished" for run in runs_now(pg_db, sweep_id)) >= 4, "4 finished runs")
     before = runs_now(pg_db, sweep_id)
     outage_started = time.monotonic()
-    server_script("restart-after", "10")
+    server_script("restart-after", "10", server_dir=server_dir)
     assert time.monotonic() - outage_started >= 10
     assert sum(run.state == "finished" for run in before) < 24, "the outage must fall inside the sweep"
     assert all(agent.poll() is None for agent in agents), "an agent gave up during the outage"
