@@ -11,6 +11,10 @@ import argparse
 import os
 import platform
 import statistics
+from pathlib import Path
+
+#: The project's shared MNIST subset (../shared/datasets next to the checkout).
+MNIST_SUBSET_ROOT = Path(__file__).resolve().parents[2] / "shared" / "datasets"
 
 
 def machine() -> str:
@@ -24,7 +28,7 @@ def machine() -> str:
     except (OSError, StopIteration):
         pass
     gpu = f", GPU {torch.cuda.get_device_name()}" if torch.cuda.is_available() else ""
-    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    load = load_average()
     threads = torch.get_num_threads()
     return (f"{os.cpu_count()} CPUs ({model}){gpu}, torch {torch.__version__}, "
             f"{threads} thread{'s' if threads != 1 else ''}, load average {load:.1f}")
@@ -38,6 +42,8 @@ def parser(description: str) -> argparse.ArgumentParser:
                    help="torch intra-op threads for both sides (default 1; 0 keeps torch's default).")
     p.add_argument("--rounds", type=int, default=None, help="Measured rounds per side (after one warm-up round).")
     p.add_argument("--device", default="cpu", help="cpu or cuda.")
+    p.add_argument("--mnist-root", default=str(MNIST_SUBSET_ROOT),
+                   help="Folder with MNIST/raw (default: the shared 8,000/2,000 subset next to the checkout).")
     return p
 
 

@@ -23,8 +23,6 @@ from _common import median, parser, setup
 
 from lrtrack.config import TrainConfig
 
-MNIST_SUBSET_ROOT = "/work/shared/datasets"
-
 
 @dataclass
 class Case:
@@ -100,7 +98,6 @@ def dataloader_epoch(config: TrainConfig) -> float:
 
 def main() -> None:
     p = parser(__doc__.splitlines()[0])
-    p.add_argument("--mnist-root", default=MNIST_SUBSET_ROOT, help="Folder with MNIST/raw (the shared 8,000/2,000 subset).")
     args = p.parse_args()
     setup(args)
     rounds = args.rounds or (2 if args.quick else 3)

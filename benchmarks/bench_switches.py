@@ -76,7 +76,6 @@ def variants(config: TrainConfig) -> dict[str, Callable[[], float]]:
 
 def main() -> None:
     p = parser(__doc__.splitlines()[0])
-    p.add_argument("--mnist-root", default="/work/shared/datasets")
     args = p.parse_args()
     setup(args)
     rounds = args.rounds or (2 if args.quick else 3)
