@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
-import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from lrtrack.errors import LrtrackError, UserError
-from lrtrack.wandb_files import find_run_dir
+from lrtrack.wandb_files import find_run_dir, wandb_exe
 
 if TYPE_CHECKING:
     from lrtrack.store import Store, SweepRecord
@@ -32,8 +30,7 @@ def sync_runs(sweep: SweepRecord, folders: list[Path], dry_run: bool = False) ->
     """Run ``wandb sync`` over ``folders`` into the sweep's project/entity; returns the command."""
     if not folders:
         raise UserError(f"sweep {sweep.id}: no offline W&B run folders found (set --wandb-dir or WANDB_DIR)")
-    exe = shutil.which("wandb") or str(Path(sys.executable).with_name("wandb"))
-    command = [exe, "sync", "--project", sweep.project]
+    command = [wandb_exe(), "sync", "--project", sweep.project]
     if sweep.entity:
         command += ["--entity", sweep.entity]
     command += [str(folder) for folder in folders]

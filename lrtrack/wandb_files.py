@@ -31,9 +31,13 @@ def find_run_dir(run_id: str, wandb_dir: str | os.PathLike | None = None) -> Pat
     return matches[-1] if matches else None
 
 
+def wandb_exe() -> str:
+    """The ``wandb`` command: on PATH, else next to this Python (a virtual environment not activated)."""
+    return shutil.which("wandb") or str(Path(sys.executable).with_name("wandb"))
+
+
 def _leet(path: Path, *args: str) -> str:
-    exe = shutil.which("wandb") or str(Path(sys.executable).with_name("wandb"))
-    proc = subprocess.run([exe, "leet", "inspect", *args, str(path)], capture_output=True, text=True, timeout=120)
+    proc = subprocess.run([wandb_exe(), "leet", "inspect", *args, str(path)], capture_output=True, text=True, timeout=120)
     if proc.returncode != 0:
         raise LrtrackError(f"wandb leet inspect {path}: {proc.stderr.strip().splitlines()[-1:] or proc.returncode}")
     return proc.stdout
