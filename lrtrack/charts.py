@@ -12,6 +12,8 @@ import io
 import math
 from typing import Any, Sequence
 
+from lrtrack.config import format_value
+
 #: One colour per configuration (matplotlib's tab10, then tab20 for bigger grids).
 _STYLE = {
     "svg.fonttype": "none",  # text stays text: smaller files, selectable labels
@@ -128,8 +130,8 @@ def heatmap(
         fig, ax = plt.subplots(figsize=(1.2 * len(x_values) + 2.6, 0.7 * len(y_values) + 1.8))
         image = ax.imshow(grid, cmap="viridis", aspect="auto")
         image.set_gid(f"{chart_id}-cells")
-        ax.set_xticks(range(len(x_values)), [_tick(v) for v in x_values])
-        ax.set_yticks(range(len(y_values)), [_tick(v) for v in y_values])
+        ax.set_xticks(range(len(x_values)), [format_value(v) for v in x_values])
+        ax.set_yticks(range(len(y_values)), [format_value(v) for v in y_values])
         ax.set_xlabel(x_name)
         ax.set_ylabel(y_name)
         finite = grid[np.isfinite(grid)]
@@ -142,6 +144,3 @@ def heatmap(
         ax.set_title(title, loc="left", fontweight="bold")
         return _svg(fig)
 
-
-def _tick(value: Any) -> str:
-    return f"{value:g}" if isinstance(value, float) else str(value)

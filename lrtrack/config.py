@@ -27,6 +27,11 @@ IMAGE_SIZE = {"mnist": 28, "fashion-mnist": 28, "digits": 8}
 MIN_IMAGE_SIZE = {"fcn": 1, "mlp2": 1, "cnn": 4, "cnn-small": 14}
 
 
+def format_value(value: Any) -> str:
+    """How a config value is shown everywhere (labels, tables, chart ticks): ``0.001``, ``adam``."""
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
 class TrainConfig(BaseModel):
     """Everything one training run needs. Defaults reproduce study A (Fashion-MNIST, fcn, Adam)."""
 
@@ -95,7 +100,7 @@ class TrainConfig(BaseModel):
                 if not (key == "scheduler" and value == "none"):
                     parts.append(str(value))
             else:
-                parts.append(f"{key}={value:g}" if isinstance(value, float) else f"{key}={value}")
+                parts.append(f"{key}={format_value(value)}")
         return " ".join(parts)
 
 

@@ -26,7 +26,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from lrtrack.config import ExpectedResult, Metric, TrainConfig
+from lrtrack.config import ExpectedResult, Metric, TrainConfig, format_value
 from lrtrack.errors import LrtrackError, UserError
 
 if TYPE_CHECKING:
@@ -95,10 +95,6 @@ class ConfigResult:
         value = self.summary.get("best/epoch")
         return int(value) if value is not None else None
 
-    @property
-    def run_seconds(self) -> float | None:
-        return _number(self.summary.get("perf/run_seconds"))
-
 
 @dataclass
 class StudyData:
@@ -158,7 +154,7 @@ def _number(value: Any) -> float | None:
 
 def config_label(config: dict[str, Any]) -> str:
     """``lr=0.001 optimizer=adam``: the legend entry of one configuration."""
-    return " ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in config.items())
+    return " ".join(f"{k}={format_value(v)}" for k, v in config.items())
 
 
 # ---------------------------------------------------------------- loading
@@ -217,26 +213,11 @@ def _row_from_store(run: RunRecord, swept: list[str], fixed: dict[str, Any]) -> 
         config=config,
         label=config_label(config),
         state=attempt.state if attempt else run.state,
-        history=_with_final_epoch(attempt.history, attempt.summary) if attempt else [],
+        history=list(attempt.history) if attempt else [],
         summary=dict(attempt.summary) if attempt else {},
         wandb_run_id=attempt.wandb_run_id if attempt else None,
         diverge_loss=_diverge_loss(fixed, run.config),
     )
-
-
-def _with_final_epoch(history: list[dict[str, Any]], summary: dict[str, Any]) -> list[dict[str, Any]]:
-    """The attempt's epochs, plus the final one when only the summary holds it.
-
-    A run that diverges stops before the agent's per-epoch hook, so the store's
-    history lacks that last epoch; the summary keeps its metrics (everything but
-    ``perf/*``), which is enough for the table and the curves.
-    """
-    rows = list(history)
-    last = summary.get("epoch")
-    if isinstance(last, int) and last == (rows[-1]["epoch"] if rows else 0) + 1:
-        rows.append({k: v for k, v in summary.items()
-                     if k not in ("state", "epochs_run") and not k.startswith(("best/", "perf/"))})
-    return rows
 
 
 def _rows_from_wandb(record: SweepRecord, swept: list[str], fixed: dict[str, Any]) -> list[ConfigResult]:
@@ -472,7 +453,7 @@ def results_markdown(study: StudyData) -> str:
     header = [*study.swept, *(h for h, _ in columns), "verdict"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for row in study.rows:
-        swept = [_value_text(row.config[k]) for k in study.swept]
+        swept = [format_value(row.config[k]) for k in study.swept]
         cells = [cell(row, key)[0] for _, key in columns]
         verdict = f"**{row.verdict.label}**" if row.verdict else ""
         lines.append("| " + " | ".join([*swept, *cells, verdict]) + " |")
@@ -498,19 +479,15 @@ def comparison_markdown(comparisons: list[Comparison]) -> str:
 
 def settings_items(study: StudyData) -> list[tuple[str, str]]:
     """The fixed settings, then each parameter's values, as ``(name, text)``."""
-    items = [(key, _value_text(value)) for key, value in study.fixed.items()]
+    items = [(key, format_value(value)) for key, value in study.fixed.items()]
     for key, body in study.parameters.items():
         if "value" in body:
-            items.append((key, _value_text(body["value"])))
+            items.append((key, format_value(body["value"])))
         elif "values" in body:
-            items.append((key, "swept: " + ", ".join(_value_text(v) for v in body["values"])))
+            items.append((key, "swept: " + ", ".join(format_value(v) for v in body["values"])))
         else:
             items.append((key, "swept: " + ", ".join(f"{k} {v}" for k, v in body.items())))
     return items
-
-
-def _value_text(value: Any) -> str:
-    return f"{value:g}" if isinstance(value, float) else str(value)
 
 
 # ---------------------------------------------------------------- HTML
@@ -584,7 +561,7 @@ def render_html(study: StudyData) -> str:
         settings=settings_items(study),
         columns=results_columns(study),
         cell=cell,
-        value_text=_value_text,
+        value_text=format_value,
         charts=charts(study),
         comparisons=compare_expected(study),
         rules={"chance_factor": f"{CHANCE_FACTOR:g}", "close_points": f"{CLOSE_POINTS * 100:g}",

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable
 
 from lrtrack.errors import UserError
+from lrtrack.report import COMPLETED, compare_expected, config_label, load_study
 
 if TYPE_CHECKING:
     from lrtrack.config import ExpectedResult, SweepSpec
@@ -86,14 +87,14 @@ def worst(config: dict[str, Any], key: str = "val/acc") -> Check:
 
 def ahead_of(config: dict[str, Any], other: dict[str, Any], margin: float = 0.0, key: str = "val/acc") -> Check:
     """``config``'s final ``key`` is above ``other``'s, minus ``margin`` (negative margin: by at least)."""
-    label = _label(other)
+    label = config_label(other)
     text = f"final {key} above {label}'s" + (f" - {margin * 100:g} points" if margin > 0 else "")
     return Check(config, text, lambda row, study: _final(row, key) > _final(_row_for(study, other), key) - margin)
 
 
 def behind(config: dict[str, Any], other: dict[str, Any], points: float, key: str = "val/acc") -> Check:
     """``config``'s final ``key`` is at least ``points`` below ``other``'s ("still low")."""
-    return Check(config, f"final {key} >= {points * 100:g} points below {_label(other)}'s",
+    return Check(config, f"final {key} >= {points * 100:g} points below {config_label(other)}'s",
                  lambda row, study: _final(row, key) <= _final(_row_for(study, other), key) - points)
 
 
@@ -156,12 +157,6 @@ def _row_for(study: StudyData, config: dict[str, Any]) -> ConfigResult:
     if (row := study.row_for(config)) is None:
         raise ValueError(f"no run for {config}")
     return row
-
-
-def _label(config: dict[str, Any]) -> str:
-    from lrtrack.report import config_label
-
-    return config_label(config)
 
 
 def _num(value: Any) -> float:
@@ -271,12 +266,13 @@ STUDIES: dict[str, Study] = {
 }
 
 
-def study_for(spec: SweepSpec) -> Study:
-    """The checks of ``spec``'s study, or accuracies within `DEFAULT_TOLERANCES` for an unknown sweep."""
-    known = STUDIES.get(spec.name)
+def study_for(name: str) -> Study:
+    """The checks of the study named ``name`` (a spec's name), or accuracies within
+    `DEFAULT_TOLERANCES` for an unknown sweep."""
+    known = STUDIES.get(name)
     if known is not None:
         return known
-    return Study(f"No shape checks are defined for {spec.name!r}: published accuracies within 1.5 points.",
+    return Study(f"No shape checks are defined for {name!r}: published accuracies within 1.5 points.",
                  tolerances=DEFAULT_TOLERANCES)
 
 
@@ -301,25 +297,20 @@ class Row:
 
     @property
     def passed(self) -> bool | None:
-        """True/False when the row has checks, None when it is shown only."""
-        if self.result is None and self.expected is not None:
-            return False
+        """True/False when the row has checks, None when it is shown only (a published
+        configuration the sweep did not run has the failed check "run in the sweep")."""
         return all(ok for _, ok in self.checks) if self.checks else None
 
 
 def reproduce_rows(store: Store, sweep_id: str) -> tuple[Study, list[Row]]:
     """Compare finished sweep ``sweep_id`` with its spec's ``expected:`` figures and its study's checks."""
-    from lrtrack.report import load_study
-    from lrtrack.sweep import spec_of
-
-    study = study_for(spec_of(store.get_sweep(sweep_id)))
-    return study, rows_for(load_study(store, sweep_id), study)
+    data = load_study(store, sweep_id)
+    study = study_for(data.name)
+    return study, rows_for(data, study)
 
 
 def rows_for(data: StudyData, study: Study) -> list[Row]:
     """One `Row` per measured configuration, plus one per published or checked configuration not run."""
-    from lrtrack.report import COMPLETED, compare_expected, config_label
-
     comparisons = compare_expected(data)
     rows = []
     for result in data.rows:

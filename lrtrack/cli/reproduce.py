@@ -47,8 +47,8 @@ def reproduce(
             if code:
                 raise typer.Exit(code)
             sweep_id = record.id
-        elif opened.get_sweep(sweep_id).name != sweep_spec.name:
-            raise UserError(f"--sweep {sweep_id}: is sweep {opened.get_sweep(sweep_id).name!r}, not {sweep_spec.name!r} of {spec}")
+        elif (name := opened.get_sweep(sweep_id).name) != sweep_spec.name:
+            raise UserError(f"--sweep {sweep_id}: is sweep {name!r}, not {sweep_spec.name!r} of {spec}")
         study, rows = reproduce_rows(opened, sweep_id)
     print_reproduction(sweep_spec.name, sweep_id, study, rows)
     typer.echo(sweep_id)
