@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -95,3 +97,29 @@ def test_missing_data_is_one_clear_error(tmp_path, offline_wandb):
 def test_version():
     proc = lrtrack("--version")
     assert proc.returncode == 0 and proc.stdout.startswith("lrtrack ")
+
+
+# The console script with torch loaded and a non-daemon thread still writing a file.
+UNFINISHED_THREAD = """
+import sys, threading, time
+import torch  # noqa: F401  (what makes the console script take its fast exit)
+from lrtrack.cli import main
+
+def write_late(path=sys.argv[1]):
+    time.sleep(1.0)
+    with open(path, "w") as out:
+        out.write("written")
+
+threading.Thread(target=write_late).start()
+sys.argv = ["lrtrack", "--version"]
+main()
+"""
+
+
+def test_fast_exit_waits_for_a_non_daemon_thread(tmp_path):
+    target = tmp_path / "late.txt"
+    proc = subprocess.run([sys.executable, "-c", UNFINISHED_THREAD, str(target)], capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("lrtrack ")
+    assert target.read_text() == "written"  # os._exit would have killed the thread before it wrote
