@@ -38,31 +38,31 @@ class TrainConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
     # data
-    dataset: Dataset = "fashion-mnist"
+    dataset: Dataset = Field("fashion-mnist", description="Dataset to train on.")
     data_dir: str | None = Field(None, description="Dataset directory (default: $LRTRACK_DATA_DIR or a per-user cache).")
     train_size: int | None = Field(None, gt=0, description="Use a seeded subset of this many training images.")
     test_size: int | None = Field(None, gt=0, description="Use a seeded subset of this many test images.")
     val_split: float = Field(0.0, ge=0.0, lt=1.0, description="Fraction of the training split held out for validation.")
     # model
-    model: ModelName = "fcn"
+    model: ModelName = Field("fcn", description="Model architecture (see lrtrack/models.py).")
     hidden: int = Field(128, gt=0, description="Hidden width of fcn/mlp2.")
     # optimisation
-    optimizer: OptimizerName = "adam"
+    optimizer: OptimizerName = Field("adam", description="Optimizer.")
     lr: float = Field(1e-3, gt=0.0, description="Learning rate (peak rate for onecycle).")
     momentum: float = Field(0.0, ge=0.0, lt=1.0, description="SGD/RMSprop momentum.")
-    nesterov: bool = False
-    weight_decay: float = Field(0.0, ge=0.0)
-    scheduler: SchedulerName = "none"
-    step_size: int = Field(5, ge=1, description="StepLR: epochs between decays.")
+    nesterov: bool = Field(False, description="Nesterov momentum (sgd with momentum > 0).")
+    weight_decay: float = Field(0.0, ge=0.0, description="Weight decay (L2 penalty; decoupled for adamw).")
+    scheduler: SchedulerName = Field("none", description="Learning-rate schedule.")
+    step_size: int = Field(5, ge=1, description="StepLR: epochs between decays; plateau: patience in epochs.")
     gamma: float = Field(0.5, gt=0.0, le=1.0, description="StepLR/ExponentialLR decay factor; plateau reduction factor.")
     warmup_epochs: int = Field(0, ge=0, description="Linear warm-up epochs before the scheduler takes over.")
-    epochs: int = Field(5, ge=1)
-    batch_size: int = Field(64, ge=1)
-    eval_batch_size: int = Field(1000, ge=1)
-    seed: int = 0
+    epochs: int = Field(5, ge=1, description="Training epochs.")
+    batch_size: int = Field(64, ge=1, description="Training batch size.")
+    eval_batch_size: int = Field(1000, ge=1, description="Evaluation batch size (no effect on results).")
+    seed: int = Field(0, description="Random seed: weights from seed, data order from seed + 1.")
     # runtime
     device: str = Field("auto", description="auto, cpu, cuda or cuda:N.")
-    precision: Literal["fp32", "bf16"] = "fp32"
+    precision: Literal["fp32", "bf16"] = Field("fp32", description="fp32, or bf16 autocast.")
     drop_last: bool = Field(False, description="Drop the last partial training batch (fixed shapes for CUDA graphs).")
     compile: bool = Field(False, description="torch.compile the model.")
     diverge_loss: float = Field(100.0, gt=0.0, description="Stop as diverged when the epoch's train loss exceeds this.")

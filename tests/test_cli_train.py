@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any, Literal
 
 import pytest
 from clitools import lrtrack
@@ -123,3 +125,61 @@ def test_fast_exit_waits_for_a_non_daemon_thread(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.startswith("lrtrack ")
     assert target.read_text() == "written"  # os._exit would have killed the thread before it wrote
+
+
+def _train_command():
+    import typer.main
+
+    from lrtrack.cli import _register, app
+
+    _register()
+    group = typer.main.get_command(app)
+    return group.commands["train"]
+
+
+def test_every_train_config_field_is_a_flag_with_its_description_and_default():
+    from lrtrack.config import TrainConfig, format_value
+
+    options = {opt: param for param in _train_command().params for opt in param.opts}
+    for name, field in TrainConfig.model_fields.items():
+        flag = "--" + name.replace("_", "-")
+        assert flag in options, f"TrainConfig.{name} has no flag {flag}"
+        assert field.description, f"TrainConfig.{name} has no description (the flag's help)"
+        assert options[flag].help == field.description
+        assert options[flag].default is None  # unset flags leave --config values alone
+        if field.default is not None:
+            assert options[flag].show_default == format_value(field.default)
+
+
+def test_help_shows_descriptions_defaults_and_choices():
+    proc = lrtrack("train", "--help", env={**os.environ, "COLUMNS": "250"})
+    assert proc.returncode == 0, proc.stderr
+    line = next(line for line in proc.stdout.splitlines() if "--lr " in line)
+    assert "Learning rate (peak rate for onecycle)." in line and "0.001" in line
+    assert "sgd|adam|adamw|rmsprop" in proc.stdout
+    assert "--nesterov" in proc.stdout and "--no-nesterov" in proc.stdout
+
+
+def test_a_new_model_field_becomes_a_flag_without_a_second_declaration():
+    import typer
+    from pydantic import BaseModel, Field
+    from typer.testing import CliRunner
+
+    from lrtrack.cli.config_options import with_options
+
+    class Settings(BaseModel):
+        width: int = Field(3, description="Width.")
+        kind: Literal["a", "b"] = Field("a", description="Kind.")
+        extra: dict[str, Any] = Field(default_factory=dict, description="Free-form settings.")
+
+    seen = {}
+    app = typer.Typer()
+
+    @app.command()
+    @with_options(settings=Settings)
+    def command(settings: dict[str, Any], verbose: bool = False) -> None:
+        seen.update(settings, verbose=verbose)
+
+    result = CliRunner().invoke(app, ["--width", "5", "--extra", "{depth: 2}", "--verbose"])
+    assert result.exit_code == 0, result.output
+    assert seen == {"width": 5, "extra": {"depth": 2}, "verbose": True}  # --kind not given: absent
