@@ -144,3 +144,51 @@ def heatmap(
         ax.set_title(title, loc="left", fontweight="bold")
         return _svg(fig)
 
+
+
+def _lr_range_figure(lrs: list[float], median: list[float], low: list[float], high: list[float],
+                     marks: Sequence[tuple[str, float]], won: tuple[str, float] | None, title: str, chart_id: str):
+    """The range test's figure: smoothed loss against lr (log axis), the seeds' band, suggestions as
+    dashed verticals (gids ``<chart>-line-0`` for the curve, ``<chart>-mark-<i>`` for the marks)."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6.4, 3.9))
+    if any(lo != hi for lo, hi in zip(low, high)):
+        band = ax.fill_between(lrs, low, high, color="C0", alpha=0.2, linewidth=0, label="seeds' range")
+        band.set_gid(f"{chart_id}-band")
+    (line,) = ax.plot(lrs, median, color="C0", linewidth=2, label="smoothed loss")
+    line.set_gid(f"{chart_id}-line-0")
+    for i, (label, lr) in enumerate(marks):
+        mark = ax.axvline(lr, color=f"C{i + 1}", linestyle="--", linewidth=1.2, label=f"{label} {format_value(float(f'{lr:.3g}'))}")
+        mark.set_gid(f"{chart_id}-mark-{i}")
+    if won is not None:
+        label, lr = won
+        mark = ax.axvline(lr, color="black", linestyle="-", linewidth=1.5, label=f"{label} {format_value(lr)}")
+        mark.set_gid(f"{chart_id}-won")
+    ax.set_xscale("log")
+    if median:  # from just under the lowest loss to somewhat above the start: a diverging tail is cut off
+        lowest = min(low)
+        span = max(median[0] - lowest, 0.1 * abs(median[0]))
+        ax.set_ylim(lowest - 0.1 * span, max(median[0], lowest) + 0.6 * span)
+    ax.set_xlabel("learning rate")
+    ax.set_ylabel("smoothed training loss")
+    ax.set_title(title, loc="left", fontweight="bold")
+    ax.legend(frameon=False, fontsize=8, loc="upper left")
+    return fig
+
+
+def lr_range_chart(chart_id: str, lrs: list[float], median: list[float], low: list[float], high: list[float],
+                   marks: Sequence[tuple[str, float]], *, won: tuple[str, float] | None = None, title: str) -> str:
+    """The learning-rate range test (`lrtrack.lr_find`) as an ``<svg>`` element."""
+    with _pyplot().rc_context(_STYLE):
+        return _svg(_lr_range_figure(lrs, median, low, high, marks, won, title, chart_id))
+
+
+def lr_range_png(path, lrs: list[float], median: list[float], low: list[float], high: list[float],
+                 marks: Sequence[tuple[str, float]], *, title: str):
+    """The same figure as a PNG file (for W&B); returns ``path``."""
+    plt = _pyplot()
+    with plt.rc_context(_STYLE):
+        fig = _lr_range_figure(lrs, median, low, high, marks, None, title, "lr-find")
+        fig.savefig(path, format="png", dpi=110, bbox_inches="tight")
+        plt.close(fig)
+    return path

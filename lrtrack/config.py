@@ -153,6 +153,9 @@ class SweepSpec(BaseModel):
     early_terminate: EarlyTerminate | None = None
     run_cap: int | None = Field(None, ge=1)
     expected: list[ExpectedResult] = Field(default_factory=list)
+    range_test: dict[str, Any] | None = Field(
+        None, description="The `lrtrack lr-find` result the sweep was written from (curve and suggestions); "
+                          "`lrtrack report` draws it beside the sweep's results. Not sent to W&B.")
 
     @field_validator("parameters")
     @classmethod

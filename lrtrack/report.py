@@ -116,6 +116,7 @@ class StudyData:
     created_at: datetime | None
     rows: list[ConfigResult]
     expected: list[ExpectedResult] = field(default_factory=list)
+    range_test: dict[str, Any] | None = None  #: the `lrtrack lr-find` result the sweep was written from
 
     @property
     def chance(self) -> float:
@@ -188,6 +189,7 @@ def load_study(store: Store, sweep_id: str) -> StudyData:
         created_at=record.created_at,
         rows=rows,
         expected=list(spec.expected),
+        range_test=spec.range_test,
     )
     judge(study)
     return study
@@ -528,7 +530,19 @@ def charts(study: StudyData) -> list[dict[str, str]]:
         figures.append(("heatmap", f"Final {key}", draw.heatmap(
             "heatmap", x_name, x_values, y_name, y_values, cells,
             title=f"Final {key} by {x_name} and {y_name}{rest}", percent=key.endswith("acc"))))
+    if study.range_test is not None:
+        figures.append(_range_test_chart(study))
     return [{"id": chart_id, "title": title, "svg": svg} for chart_id, title, svg in figures]
+
+
+def _range_test_chart(study: StudyData) -> tuple[str, str, str]:
+    """The range test this sweep was written from (`lrtrack.lr_find.sweep_spec`), its suggestions
+    marked against the learning rate of the configuration judged best."""
+    from lrtrack.lr_find import chart_svg
+
+    best = next((r for r in study.rows if r.verdict and r.verdict.label == "best"), None)
+    won = ("best in sweep: lr", best.config["lr"]) if best is not None and "lr" in best.config else None
+    return "lr-find", "LR range test the sweep was written from", chart_svg(study.range_test, won=won)
 
 
 def _distinct(values) -> list[Any]:

@@ -46,7 +46,7 @@ def _root(
 def _register() -> None:
     from lrtrack.cli import train  # noqa: F401  (commands register themselves on `app`)
 
-    for name in ("sweep", "agent", "report", "sync", "reproduce"):
+    for name in ("sweep", "agent", "report", "sync", "reproduce", "lr_find"):
         try:
             __import__(f"lrtrack.cli.{name}")
         except ModuleNotFoundError as exc:
