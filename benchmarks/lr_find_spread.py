@@ -42,6 +42,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--mnist-root", default=str(Path(__file__).resolve().parents[2] / "shared" / "datasets"))
     parser.add_argument("--studies", default="ABD")
+    parser.add_argument("--num-iter", type=int, default=RangeTestSettings().num_iter, help="Batches per range test.")
     parser.add_argument("--json", help="Write the numbers here too.")
     args = parser.parse_args()
     rows, out = [], {}
@@ -52,7 +53,7 @@ def main() -> None:
         medians = {rule: [] for rule in SUGGESTION_RULES}
         for group in range(GROUPS):
             config = TrainConfig(**values, **data_dir, seed=K * group)
-            result: RangeTestResult = lr_find(config, RangeTestSettings(seeds=K))
+            result: RangeTestResult = lr_find(config, RangeTestSettings(seeds=K, num_iter=args.num_iter))
             for rule in SUGGESTION_RULES:
                 singles[rule] += result.per_seed[rule]
                 medians[rule].append(result.suggestions[rule].lr)

@@ -101,7 +101,7 @@ def with_options(**models: type[BaseModel]) -> Callable[[Callable[..., Any]], Ca
         own = inspect.signature(func, eval_str=True)
         kept = [p for p in own.parameters.values() if p.name not in models]
         generated: dict[str, list[inspect.Parameter]] = {
-            key: settings_options(model, panel=f"{model.__name__} settings") for key, model in models.items()
+            key: settings_options(model, panel=model.__name__) for key, model in models.items()
         }
         names = [p.name for p in kept] + [p.name for params in generated.values() for p in params]
         if len(names) != len(set(names)):

@@ -16,7 +16,7 @@ from lrtrack.lr_find import RangeTestSettings
 Opt = typer.Option
 
 #: Below this fall of the median curve (a fraction of its first value) the command warns.
-NO_DESCENT = 0.05
+NO_DESCENT = 0.02
 
 
 @app.command("lr-find")
