@@ -14,7 +14,6 @@ from clitools import create, lrtrack
 from lrtrack import wandb_files
 from lrtrack.config import TrainConfig
 from lrtrack.lr_find import (
-    COMPLETED,
     DIVERGED,
     NON_FINITE,
     CurveRecorder,
