@@ -6,7 +6,8 @@ and 5 times with K=5 (the median curve of 5 seeds). The spread is the standard
 deviation of log10(suggestion) in decades. Prints a Markdown table (README's
 "lr-find on the studies").
 
-    OMP_NUM_THREADS=1 nice python benchmarks/lr_find_spread.py --mnist-root ../shared/datasets
+    OMP_NUM_THREADS=1 nice python benchmarks/lr_find_spread.py
+    OMP_NUM_THREADS=1 nice python benchmarks/lr_find_spread.py --studies D --num-iter 400
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ import json
 import math
 import statistics
 from pathlib import Path
+
+from _common import MNIST_SUBSET_ROOT
 
 from lrtrack.config import TrainConfig
 from lrtrack.lr_find import SUGGESTION_RULES, RangeTestResult, RangeTestSettings, lr_find
@@ -40,7 +43,7 @@ def geometric_median(values: list[float]) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--mnist-root", default=str(Path(__file__).resolve().parents[2] / "shared" / "datasets"))
+    parser.add_argument("--mnist-root", default=str(MNIST_SUBSET_ROOT), help="Folder with MNIST/raw.")
     parser.add_argument("--studies", default="ABD")
     parser.add_argument("--num-iter", type=int, default=RangeTestSettings().num_iter, help="Batches per range test.")
     parser.add_argument("--json", help="Write the numbers here too.")
