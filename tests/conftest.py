@@ -15,8 +15,21 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED = REPO.parent / "shared"
-MNIST_ROOT = SHARED / "datasets"
+#: The MNIST subset the tests use (8,000 train / 2,000 test images, gzip IDX), shipped in the repository.
+MNIST_GZ = REPO / "tests" / "data" / "MNIST" / "raw"
+
+
+def unpack_mnist(root: Path) -> Path:
+    """Decompress the shipped MNIST subset into ``root/MNIST/raw`` (torchvision's layout); returns ``root``."""
+    import gzip
+    import shutil
+
+    raw = root / "MNIST" / "raw"
+    raw.mkdir(parents=True, exist_ok=True)
+    for packed in sorted(MNIST_GZ.glob("*.gz")):
+        with gzip.open(packed, "rb") as src, open(raw / packed.stem, "wb") as dst:
+            shutil.copyfileobj(src, dst)
+    return root
 
 
 @pytest.fixture(autouse=True)
@@ -40,12 +53,9 @@ def offline_wandb(tmp_path, monkeypatch):
 
 @pytest.fixture(scope="session")
 def data_dir(tmp_path_factory) -> Path:
-    """One dataset directory for the session: the shared MNIST subset is linked in,
+    """One dataset directory for the session: the repository's MNIST subset is unpacked there,
     Fashion-MNIST is unpacked there on first use from Debian's package."""
-    root = tmp_path_factory.mktemp("data")
-    if (MNIST_ROOT / "MNIST").is_dir():
-        (root / "MNIST").symlink_to(MNIST_ROOT / "MNIST")
-    return root
+    return unpack_mnist(tmp_path_factory.mktemp("data"))
 
 
 @pytest.fixture

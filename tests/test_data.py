@@ -4,15 +4,10 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 
-import pytest
-from conftest import MNIST_ROOT
-
-RAW = MNIST_ROOT / "MNIST" / "raw"
-pytestmark = pytest.mark.skipif(not RAW.is_dir(), reason="the shared MNIST subset is not there")
+from conftest import unpack_mnist
 
 # A fresh process: does loading import torchvision, and what did it load?
 PROBE = """
@@ -34,11 +29,7 @@ def probe(data_dir, cache_home) -> dict:
 
 
 def private_copy(tmp_path):
-    data_dir = tmp_path / "data"
-    shutil.copytree(RAW, data_dir / "MNIST" / "raw")
-    for path in (data_dir / "MNIST" / "raw").iterdir():
-        path.chmod(0o644)
-    return data_dir
+    return unpack_mnist(tmp_path / "data")
 
 
 def test_decoded_tensors_are_cached_and_rebuilt_when_a_raw_file_changes(tmp_path):

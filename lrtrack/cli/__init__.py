@@ -1,7 +1,9 @@
 """The ``lrtrack`` command line: thin Typer commands that hand off to library functions.
 
-Errors are caught here and only here: a `UserError` prints one line per problem
-and exits 2; any other `LrtrackError` prints one line and exits 1; Ctrl-C exits 130.
+Errors are caught here and only here: a usage mistake (unknown command or flag, a
+missing value) prints the usage line and the problem and exits 2, as does a
+`UserError` (one line per problem); any other `LrtrackError` prints one line and
+exits 1; Ctrl-C exits 130, SIGTERM 143.
 """
 
 from __future__ import annotations
@@ -12,7 +14,6 @@ import sys
 import threading
 import warnings
 
-import click
 import typer
 from rich.console import Console
 
@@ -60,7 +61,7 @@ def main(argv: list[str] | None = None) -> None:
     warnings.filterwarnings("ignore", message="Valid config keys have changed in V2")
     _register()
     try:
-        code = app(args=argv, standalone_mode=False)
+        code = app(args=argv, prog_name="lrtrack", standalone_mode=False)
     except UserError as exc:
         for line in exc.problems:
             err_console.print(f"error: {line}", markup=False)
@@ -68,17 +69,43 @@ def main(argv: list[str] | None = None) -> None:
     except LrtrackError as exc:
         err_console.print(f"error: {exc}", markup=False)
         code = 1
-    except click.ClickException as exc:
-        exc.show()
-        code = exc.exit_code
-    except (KeyboardInterrupt, click.exceptions.Abort) as exc:
-        interrupt = exc.__cause__ or exc  # click wraps KeyboardInterrupt in Abort
+    except typer.TyperException as exc:  # typer's usage errors (unknown command or option, missing value...)
+        _show_usage_error(exc, sys.argv[1:] if argv is None else argv)
+        code = getattr(exc, "exit_code", 2)
+    except (KeyboardInterrupt, typer.Abort) as exc:
+        interrupt = exc.__cause__ or exc  # typer wraps KeyboardInterrupt in Abort
         code = getattr(interrupt, "exit_code", 130)  # 143 for SIGTERM (lrtrack.agent.Terminated)
         err_console.print("terminated" if code == 143 else "interrupted")
     code = code if isinstance(code, int) else 0
     if argv is None and "torch" in sys.modules:
         _exit_now(code)
     sys.exit(code)
+
+
+def _show_usage_error(exc: Exception, argv: list[str]) -> None:
+    """The usage line and the problem, as typer prints them in standalone mode.
+
+    An option missing its value (``lrtrack train --lr``) fails before typer has a
+    context for the command, so its usage line is rebuilt from the command path in ``argv``.
+    """
+    if getattr(exc, "ctx", None) is None:
+        err_console.print(_usage_for(argv), markup=False)
+    show = getattr(exc, "show", None)
+    if callable(show):
+        show()
+    else:
+        err_console.print(f"Error: {exc}", markup=False)
+
+
+def _usage_for(argv: list[str]) -> str:
+    command, path = typer.main.get_command(app), ["lrtrack"]
+    for token in argv:
+        sub = getattr(command, "commands", {}).get(token)
+        if sub is None:
+            break
+        command, path = sub, [*path, token]
+    ctx = command.make_context(" ".join(path), [], resilient_parsing=True)
+    return f"{ctx.get_usage()}\nTry '{' '.join(path)} --help' for help.\n"
 
 
 def _exit_now(code: int) -> None:
