@@ -651,7 +651,8 @@ def _no_store_message(shown: str) -> str:
 def _sqlite_open_existing(dialect, connection_record, cargs, cparams) -> None:
     """Open the SQLite file read-write but never create it (``mode=rw``), even if it vanished
     after `open_store` looked: a store that is not there stays not there."""
-    cargs[0] = Path(cargs[0]).as_uri() + "?mode=rw"
+    if not str(cargs[0]).startswith("file:"):  # SQLAlchemy < 2.0.x reuses the same list for every connection
+        cargs[0] = Path(cargs[0]).as_uri() + "?mode=rw"
     cparams["uri"] = True
 
 

@@ -2,11 +2,15 @@
 # Set up what the test suite needs on a fresh Debian machine, then run it.
 #   bash scripts/test.sh [pytest args...]
 # Installs (as root, when missing): Debian's dataset-fashion-mnist, chromium,
-# chromium-driver and postgresql; lrtrack with its dev extras; starts a private PostgreSQL server on
-# loopback for the store tests and stops it afterwards. pytest's "no tests ran"
-# (exit 5) is a failure here.
+# chromium-driver and postgresql; creates .venv with lrtrack and its dev extras at the
+# versions of constraints.txt (scripts/venv.sh); starts a private PostgreSQL server on
+# loopback for the store tests and stops it afterwards; runs pytest; then, without
+# pytest arguments, runs the command-line and store tests again on the LOWEST versions
+# pyproject.toml declares (scripts/lower-bounds.txt). pytest's "no tests ran" (exit 5)
+# is a failure here.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source scripts/venv.sh
 
 packages=(dataset-fashion-mnist chromium chromium-driver postgresql)
 missing=()
@@ -22,22 +26,32 @@ if [ "${#missing[@]}" -gt 0 ]; then
   fi
 fi
 
-python3 -m pip install -q --disable-pip-version-check -e ".[dev]"
+ensure_venv
+python="$VENV/bin/python"
 
 if [ -f scripts/test-postgres.sh ]; then
   eval "$(bash scripts/test-postgres.sh start)"
   trap 'bash scripts/test-postgres.sh stop >/dev/null 2>&1 || true' EXIT
 fi
 
-set +e
+# pytest's exit 5 (nothing collected) fails the run.
+run_pytest() {
+  local rc=0
+  "$@" || rc=$?
+  if [ "$rc" -eq 5 ]; then
+    echo "error: pytest collected no tests" >&2
+    return 1
+  fi
+  return "$rc"
+}
+
 # Two pytest workers, one test file each at a time: most tests wait on subprocesses
-# (agents, heartbeat grace periods, a PostgreSQL outage), so two files overlap well
-# on 2 cores (about 6 minutes instead of 10).
-python3 -m pytest -n 2 --dist loadfile "$@"
-rc=$?
-set -e
-if [ "$rc" -eq 5 ]; then
-  echo "error: pytest collected no tests" >&2
-  exit 1
+# (agents, heartbeat grace periods, a PostgreSQL outage), so two files overlap well on 2 cores.
+run_pytest "$python" -m pytest -n 2 --dist loadfile "$@"
+
+if [ "$#" -eq 0 ]; then
+  echo "--- the same command-line and store tests on the lowest declared versions (scripts/lower-bounds.txt)"
+  lower=$(bash scripts/lower-venv.sh)
+  run_pytest "$lower/bin/python" -m pytest -q -p no:cacheprovider -m "not postgres" \
+    tests/test_cli_usage.py tests/test_config.py tests/test_cli_train.py tests/test_store.py
 fi
-exit "$rc"
