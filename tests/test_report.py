@@ -10,14 +10,13 @@ from __future__ import annotations
 import json
 import math
 import os
-import shutil
 import struct
-import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+from browser import chromium
 from clitools import lrtrack
 
 from lrtrack.config import ExpectedResult, Metric
@@ -31,8 +30,6 @@ from lrtrack.report import (
 )
 
 LRS = [0.01, 0.2, 20.0]  # digits + SGD: too slow, good, diverging (train loss > 100 in epoch 1)
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
 
 
 def offline_env(wandb_dir: Path) -> dict[str, str]:
@@ -87,31 +84,9 @@ def entry_for(description: dict, lr: float) -> dict:
 @pytest.fixture(scope="module")
 def page(sweep):
     """The report loaded in headless Chromium through chromedriver (selenium), console logs on."""
-    missing = [path for path in (CHROMIUM, CHROMEDRIVER) if not Path(path).exists()]
-    try:
-        from selenium import webdriver
-        from selenium.webdriver.chrome.service import Service
-    except ImportError:
-        missing.append("selenium (pip)")
-    if missing:
-        if os.environ.get("CI"):
-            pytest.fail(f"CI=true but {', '.join(missing)} missing: the report's browser tests cannot be skipped in CI")
-        pytest.skip(f"{', '.join(missing)} not installed")
-    profile = tempfile.mkdtemp(prefix="chromium-profile-")
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 f"--user-data-dir={profile}", "--window-size=1280,1800"):
-        options.add_argument(flag)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
-    try:
+    with chromium() as driver:
         driver.get(sweep.html.as_uri())
         yield driver
-    finally:
-        driver.quit()
-        shutil.rmtree(profile, ignore_errors=True)
 
 
 @pytest.mark.chromium

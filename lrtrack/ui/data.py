@@ -1,0 +1,253 @@
+"""What the dashboard shows, as JSON-ready dicts: read from the store, judged by the report's code.
+
+Every number and verdict comes from `lrtrack.report` (`load_study`, `results_columns`,
+`cell`, the verdicts), so the dashboard's table is the report's table. Each function
+reads the store in short transactions (`Store.runs`, `Store.list_sweeps`) and holds no
+lock between them, so a dashboard never gets in an agent's way.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections import Counter
+from typing import TYPE_CHECKING, Any
+
+from lrtrack.config import format_value
+
+if TYPE_CHECKING:
+    from lrtrack.report import StudyData
+    from lrtrack.store import RunRecord, Store, SweepRecord
+
+#: At most this many points per curve; longer curves keep every k-th epoch and the last (and say so).
+MAX_POINTS = 200
+#: At most this many configurations are drawn as curves (the best by the sweep's metric; the page says so).
+MAX_CURVES = 100
+#: Run states counted on the sweeps page, in this order.
+STATES = ("pending", "running", "finished", "diverged", "early-stopped", "failed", "cancelled")
+
+
+def load_study(store: Store, sweep_id: str) -> StudyData:
+    """The report's view of a sweep, verdicts included: the one code path the table comes from."""
+    from lrtrack.report import load_study as report_study
+
+    return report_study(store, sweep_id)
+
+
+def planned_runs(spec: dict[str, Any]) -> int | None:
+    """How many runs the sweep will make: the grid's size, else ``run_cap``, else None (unbounded)."""
+    params = spec.get("parameters") or {}
+    if spec.get("method") == "grid":
+        total = 1
+        for body in params.values():
+            if "values" in body:
+                total *= len(body["values"])
+            elif "value" not in body:
+                return spec.get("run_cap")
+        return min(total, spec["run_cap"]) if spec.get("run_cap") else total
+    return spec.get("run_cap")
+
+
+def sweeps_overview(store: Store) -> list[dict[str, Any]]:
+    """One entry per sweep for the sweeps page: states, progress, best metric and its config, age."""
+    now = time.time()
+    return [_overview(sweep, store.runs(sweep.id), now) for sweep in store.list_sweeps()]
+
+
+def _overview(sweep: SweepRecord, runs: list[RunRecord], now: float) -> dict[str, Any]:
+    spec = sweep.spec
+    metric = (spec.get("metric") or {}).get("name", "val/acc")
+    maximize = (spec.get("metric") or {}).get("goal", "maximize") == "maximize"
+    counts = Counter(run.state for run in runs)
+    planned = planned_runs(spec)
+    done = sum(counts[s] for s in ("finished", "diverged", "early-stopped", "failed", "cancelled"))
+    scored = [(run.summary.get(metric), run) for run in runs if _finite(run.summary.get(metric))]
+    best = (max if maximize else min)(scored, key=lambda pair: pair[0]) if scored else None
+    created = sweep.created_at.timestamp() if sweep.created_at else None
+    return {
+        "id": sweep.id,
+        "name": sweep.name,
+        "backend": sweep.backend,
+        "method": spec.get("method", "grid"),
+        "state": sweep.state,
+        "counts": {state: counts.get(state, 0) for state in STATES},
+        "runs": len(runs),
+        "planned": planned,
+        "progress": (done / planned) if planned else None,
+        "metric": metric,
+        "best": best[0] if best else None,
+        "best_config": _label({k: best[1].config.get(k) for k in spec.get("parameters") or {}}) if best else "",
+        "age_seconds": (now - created) if created else None,
+    }
+
+
+def sweep_detail(store: Store, sweep_id: str) -> dict[str, Any]:
+    """Everything the sweep page draws: settings, curves, the results table, parallel
+    coordinates, parameter importance, and each run's attempts and history."""
+    study = load_study(store, sweep_id)
+    sweep = store.get_sweep(sweep_id)
+    runs = {run.number: run for run in store.runs(sweep_id)}
+    table = results_table(study)
+    return {
+        "sweep": {
+            "id": study.sweep_id, "name": study.name, "description": study.description,
+            "backend": study.backend, "state": sweep.state, "method": study.method,
+            "metric": study.metric.name, "goal": study.metric.goal,
+            "fixed": {k: format_value(v) for k, v in study.fixed.items()},
+            "parameters": study.parameters, "swept": study.swept,
+            "planned": planned_runs(sweep.spec), "chance": study.chance,
+        },
+        "curves": curves(study),
+        "table": table,
+        "parcoords": parcoords(study),
+        "importance": importance(study),
+        "runs": [_run_entry(run, study) for run in runs.values()],
+    }
+
+
+def results_table(study: StudyData) -> dict[str, Any]:
+    """The report's results table: columns, and per row the text shown and the raw value of each cell."""
+    from lrtrack.report import cell, results_columns
+
+    columns = results_columns(study)
+    header = [*study.swept, *(h for h, _ in columns), "verdict"]
+    rows = []
+    for row in study.rows:
+        cells = [{"text": format_value(row.config.get(k)), "value": _json_number(row.config.get(k))} for k in study.swept]
+        for _, key in columns:
+            text, value = cell(row, key)
+            cells.append({"text": text, "value": _json_number(value)})
+        verdict = row.verdict.label if row.verdict else ""
+        cells.append({"text": verdict, "value": verdict})
+        rows.append({"run": row.run, "label": row.label, "state": row.state, "verdict": verdict,
+                     "reason": row.verdict.reason if row.verdict else "",
+                     "metric": _json_number(row.final(study.metric.name)), "cells": cells})
+    return {"columns": header, "rows": rows}
+
+
+def table_csv(study: StudyData) -> str:
+    """The results table as CSV: exactly the texts the page's table shows."""
+    import csv
+    import io
+
+    table = results_table(study)
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(table["columns"])
+    for row in table["rows"]:
+        writer.writerow([c["text"] for c in row["cells"]])
+    return out.getvalue()
+
+
+def curves(study: StudyData) -> dict[str, Any]:
+    """Train loss and validation accuracy per epoch, one line per config (running ones too)."""
+    key, maximize = study.metric.name, study.metric.goal == "maximize"
+    rows = [row for row in study.rows if row.history]
+    note = []
+    if len(rows) > MAX_CURVES:
+        rows = sorted(rows, key=lambda r: _rank(r.final(key), maximize))[:MAX_CURVES]
+        note.append(f"showing the {MAX_CURVES} best of {len(study.rows)} configurations by {key}")
+    lines, thinned = [], False
+    for row in rows:
+        epochs = [h.get("epoch") for h in row.history]
+        keep = _thin(len(epochs))
+        thinned = thinned or len(keep) < len(epochs)
+        lines.append({
+            "label": row.label, "state": row.state,
+            "epoch": [epochs[i] for i in keep],
+            "train/loss": [_json_number(row.history[i].get("train/loss")) for i in keep],
+            "val/acc": [_json_number(row.history[i].get("val/acc")) for i in keep],
+        })
+    if thinned:
+        note.append(f"curves longer than {MAX_POINTS} epochs show every k-th epoch and the last")
+    return {"lines": lines, "note": "; ".join(note)}
+
+
+def parcoords(study: StudyData) -> dict[str, Any]:
+    """Parallel coordinates: the swept parameters (lr on a log10 axis) and the final metrics."""
+    dims = []
+    rows = [row for row in study.rows if row.history]
+    for name in study.swept:
+        values = [row.config.get(name) for row in rows]
+        if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+            log = name == "lr" or (values and all(v > 0 for v in values) and max(values) / min(values) >= 100)
+            dims.append({"label": f"log10 {name}" if log else name,
+                         "values": [math.log10(v) if log else v for v in values]})
+        else:
+            levels = sorted({format_value(v) for v in values})
+            dims.append({"label": name, "values": [levels.index(format_value(v)) for v in values],
+                         "ticktext": levels, "tickvals": list(range(len(levels)))})
+    for key in ("train/loss", study.metric.name):
+        dims.append({"label": f"final {key}", "values": [_json_number(row.final(key)) for row in rows]})
+    return {"dimensions": dims, "color": [_json_number(row.final(study.metric.name)) for row in rows]}
+
+
+def importance(study: StudyData) -> list[dict[str, Any]]:
+    """Per swept parameter: random-forest importance for the metric and its correlation with it
+    (W&B's sweep page shows the same pair). Empty below two swept parameters or three results."""
+    key = study.metric.name
+    rows = [row for row in study.rows if _finite(row.final(key))]
+    if len(study.swept) < 2 or len(rows) < 3:
+        return []
+    import numpy as np
+    from sklearn.ensemble import RandomForestRegressor
+
+    columns = []
+    for name in study.swept:
+        values = [row.config.get(name) for row in rows]
+        if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+            columns.append([math.log10(v) if name == "lr" and v > 0 else float(v) for v in values])
+        else:
+            levels = sorted({format_value(v) for v in values})
+            columns.append([float(levels.index(format_value(v))) for v in values])
+    x = np.array(columns, dtype=float).T
+    y = np.array([row.final(key) for row in rows], dtype=float)
+    forest = RandomForestRegressor(n_estimators=100, random_state=0).fit(x, y)
+    result = []
+    for i, name in enumerate(study.swept):
+        column = x[:, i]
+        corr = float(np.corrcoef(column, y)[0, 1]) if column.std() > 0 and y.std() > 0 else 0.0
+        result.append({"parameter": name, "importance": float(forest.feature_importances_[i]), "correlation": corr})
+    return sorted(result, key=lambda r: -r["importance"])
+
+
+def _run_entry(run: RunRecord, study: StudyData) -> dict[str, Any]:
+    return {
+        "run": run.number, "config": {k: format_value(v) for k, v in run.config.items()}, "state": run.state,
+        "attempts": [{
+            "attempt": a.number, "worker": a.worker, "state": a.state, "wandb_run_id": a.wandb_run_id,
+            "started_at": a.started_at.isoformat() if a.started_at else None,
+            "ended_at": a.ended_at.isoformat() if a.ended_at else None,
+            "error": a.summary.get("error"),
+        } for a in run.attempts],
+        "history": [{k: _json_number(v) if k != "epoch" else v for k, v in row.items()} for row in run.history],
+    }
+
+
+def _thin(n: int) -> list[int]:
+    if n <= MAX_POINTS:
+        return list(range(n))
+    step = math.ceil(n / MAX_POINTS)
+    keep = list(range(0, n, step))
+    return keep if keep[-1] == n - 1 else [*keep, n - 1]
+
+
+def _label(config: dict[str, Any]) -> str:
+    return " ".join(f"{k}={format_value(v)}" for k, v in config.items())
+
+
+def _finite(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _rank(value: float | None, maximize: bool) -> float:
+    if not _finite(value):
+        return math.inf
+    return -value if maximize else value
+
+
+def _json_number(value: Any) -> Any:
+    """JSON has no NaN/inf: those become their names, as W&B writes them."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    return value

@@ -1,0 +1,183 @@
+"""``lrtrack ui`` end to end: a real dashboard process, real agents, real headless Chromium."""
+
+from __future__ import annotations
+
+import json
+import re
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+
+import pytest
+from browser import chromium
+from clitools import create, lrtrack, show, spawn
+
+SPEC = """\
+name: ui-live
+method: grid
+metric: {name: val/acc, goal: maximize}
+parameters:
+  lr: {values: [0.05, 0.01]}
+  optimizer: {values: [sgd, adam]}
+fixed: {dataset: digits, model: fcn, epochs: EPOCHS, train_size: 300, test_size: 100}
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Dashboard:
+    """A real ``lrtrack ui`` subprocess, up once it printed its URL."""
+
+    def __init__(self, store: str, *args: str) -> None:
+        self.port = free_port()
+        self.proc = subprocess.Popen([sys.executable, "-m", "lrtrack", "ui", "--store", store, "--port", str(self.port),
+                                      *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        self.lines: list[str] = []
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            line = self.proc.stdout.readline()
+            if not line:
+                raise AssertionError(f"lrtrack ui exited: {self.proc.stderr.read()}")
+            self.lines.append(line)
+            if "serving store" in line:
+                self.url = re.search(r"at (http://\S+)", line).group(1)
+                self.base = f"http://127.0.0.1:{self.port}/"
+                wait_for(self._listening, 30, "lrtrack ui to accept connections")
+                return
+        raise AssertionError("lrtrack ui printed no URL within 60 s")
+
+    def _listening(self) -> bool:
+        with socket.socket() as probe:
+            return probe.connect_ex(("127.0.0.1", self.port)) == 0
+
+    def get(self, path: str, **headers) -> tuple[int, str]:
+        request = urllib.request.Request(self.base + path, headers=headers)
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:
+                return response.status, response.read().decode()
+        except urllib.error.HTTPError as exc:
+            return exc.code, exc.read().decode()
+
+    def close(self) -> str:
+        self.proc.terminate()
+        out, err = self.proc.communicate(timeout=30)
+        return "".join(self.lines) + out + err
+
+
+def wait_for(condition, timeout: float, what: str):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.5)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+def markdown_rows(markdown: str) -> list[list[str]]:
+    """The results table of ``lrtrack report`` (Markdown), cell texts without emphasis."""
+    lines = [line for line in markdown.splitlines() if line.startswith("| ")]
+    return [[cell.strip().strip("*") for cell in line.strip("|").split("|")] for line in lines]
+
+
+@pytest.mark.chromium
+def test_live_page_table_csv_and_pause_equal_the_cli(tmp_path, store_url):
+    spec = tmp_path / "ui.yaml"
+    spec.write_text(SPEC.replace("EPOCHS", "400"))
+    sweep_id = create(spec, store_url)
+    agent = spawn("agent", sweep_id, "--store", store_url, "--offline", "--heartbeat-seconds", "1")
+    ui = Dashboard(store_url)
+    try:
+        with chromium() as page:
+            page.get(f"{ui.url}sweeps/{sweep_id}")
+            page.execute_script("window.notReloaded = true; window.confirm = () => true;")
+            points = "return (document.getElementById('acc').data || []).map(t => t.x.length).reduce((a, b) => a + b, 0)"
+            first = wait_for(lambda: page.execute_script(points), 120, "the running config's first epochs on the page")
+            wait_for(lambda: page.execute_script(points) > first, 60, "the running curve to gain points without a reload")
+            assert page.execute_script("return window.notReloaded === true")
+
+            page.find_element("id", "pause").click()  # the page's button, confirmed
+            wait_for(lambda: show(sweep_id, store_url)["sweep"]["state"] == "paused", 30, "the sweep paused in the store")
+            out, err = agent.communicate(timeout=300)  # finishes its run, then stops as with `lrtrack sweep pause`
+            assert agent.returncode == 0, err
+            assert "paused" in out
+
+            page.refresh()
+            wait_for(lambda: page.find_elements("css selector", "#results tbody tr"), 30, "the results table")
+            shown = [[td.text for td in tr.find_elements("css selector", "td")]
+                     for tr in page.find_elements("css selector", "#results tbody tr")]
+        status, api = ui.get(f"api/sweeps/{sweep_id}")
+        assert status == 200
+        table = json.loads(api)["table"]
+        report = lrtrack("report", sweep_id, "--store", store_url)
+        assert report.returncode == 0, report.stderr
+        assert markdown_rows(report.stdout) == [table["columns"], *([c["text"] for c in r["cells"]] for r in table["rows"])]
+        assert shown == [[c["text"] for c in r["cells"]] for r in table["rows"]]
+        status, csv_text = ui.get(f"sweeps/{sweep_id}/results.csv")
+        assert status == 200
+        assert [line.split(",") for line in csv_text.strip().splitlines()] == [table["columns"], *shown]
+    finally:
+        if agent.poll() is None:
+            agent.kill()
+        output = ui.close()
+    password = re.search(r"://[^:/@]+:([^@]+)@", store_url)
+    if password:  # PostgreSQL: the password never reaches a page, the API or the log
+        for path in ("", f"sweeps/{sweep_id}", "api/sweeps"):
+            assert password.group(1) not in ui_body(store_url, path)
+        assert password.group(1) not in output + api + csv_text
+
+
+def ui_body(store_url: str, path: str) -> str:
+    ui = Dashboard(store_url)
+    try:
+        return ui.get(path)[1]
+    finally:
+        ui.close()
+
+
+def test_off_loopback_every_request_needs_the_token_and_actions_need_csrf(tmp_path):
+    store = f"sqlite:///{tmp_path}/store.db"
+    spec = tmp_path / "ui.yaml"
+    spec.write_text(SPEC.replace("EPOCHS", "1"))
+    sweep_id = create(spec, store)
+    ui = Dashboard(store, "--host", "0.0.0.0")
+    try:
+        token = re.search(r"token=(\S+)", ui.url).group(1)
+        for path in ("", f"sweeps/{sweep_id}", "api/sweeps", f"sweeps/{sweep_id}/results.csv", "static/plotly.min.js"):
+            assert ui.get(path)[0] == 401, path
+            assert ui.get(path, Authorization="Bearer wrong-token-0123456789")[0] == 401, path
+            assert ui.get(path, Authorization=f"Bearer {token}")[0] == 200, path
+        status, page = ui.get(f"?token={token}")
+        assert status == 200 and "Sweeps" in page
+        post = urllib.request.Request(ui.base + f"api/sweeps/{sweep_id}/pause", method="POST",
+                                      headers={"Authorization": f"Bearer {token}"})
+        with pytest.raises(urllib.error.HTTPError) as refused:  # no CSRF token: refused, nothing changed
+            urllib.request.urlopen(post, timeout=30)
+        assert refused.value.code == 403
+        assert show(sweep_id, store)["sweep"]["state"] == "running"
+    finally:
+        ui.close()
+
+
+def test_bad_store_or_busy_port_is_one_line_and_exit_2(tmp_path):
+    missing = lrtrack("ui", "--store", f"sqlite:///{tmp_path}/none.db", "--port", str(free_port()), timeout=60)
+    assert missing.returncode == 2
+    assert "no store there" in missing.stderr and "Traceback" not in missing.stderr
+    assert not (tmp_path / "none.db").exists()
+    store = f"sqlite:///{tmp_path}/store.db"
+    spec = tmp_path / "ui.yaml"
+    spec.write_text(SPEC.replace("EPOCHS", "1"))
+    create(spec, store)
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        proc = lrtrack("ui", "--store", store, "--port", str(busy.getsockname()[1]), timeout=60)
+    assert proc.returncode == 2
+    assert len(proc.stderr.strip().splitlines()) == 1 and "cannot listen" in proc.stderr
