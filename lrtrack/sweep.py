@@ -269,6 +269,7 @@ def describe(store: Store, sweep_id: str) -> dict[str, Any]:
             "entity": sweep.entity,
             "method": spec.method,
             "metric": spec.metric.model_dump(),
+            "swept": spec.swept,
             "run_states": dict(Counter(run.state for run in runs)),
             "progress": progress(spec, runs),
             "created_at": sweep.created_at.isoformat() if sweep.created_at else None,

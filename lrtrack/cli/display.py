@@ -69,10 +69,12 @@ def print_sweep(description: dict[str, Any], wide: bool = False) -> None:
     from lrtrack.sweep import progress_text
 
     sweep = description["sweep"]
-    console.print(f"[bold]{sweep['name']}[/] {sweep['id']} ({sweep['backend']}, {sweep['state']}): "
-                  f"{progress_text(sweep['progress'])}")
+    console.print(f"[bold]{sweep['name']}[/] {sweep['id']} ({sweep['backend']}, {sweep['state']})")
+    console.print(f"runs: {progress_text(sweep['progress'])}")
     metric = sweep["metric"]["name"]
     config_keys = list(description["runs"][0]["config"]) if description["runs"] else []
+    if not wide:  # the swept parameters; a parameter with one value is the same in every row
+        config_keys = [key for key in config_keys if key in sweep["swept"]]
     columns = ["run", *config_keys, "try", "state", "epochs", SHORT_LABELS.get(metric, metric), "W&B run"]
     if wide:
         columns += ["best val acc", "run state", "worker"]
