@@ -119,3 +119,46 @@ def test_learning_rate_exits_2_with_one_line_and_writes_nothing(tmp_path):
     (line,) = proc.stderr.strip().splitlines()
     assert line == f"error: {spec}: parameters.learning_rate: unknown setting (not a TrainConfig field); did you mean lr?"
     assert not store.exists() and proc.stdout == ""
+
+
+def test_files_with_every_wandb_key_register(tmp_path):
+    spec = tmp_path / "full.yaml"
+    spec.write_text(WANDB_FULL)
+    proc = lrtrack("sweep", "create", str(spec), "--store", f"sqlite:///{tmp_path}/store.db", "--backend", "local")
+    assert proc.returncode == 0, proc.stderr
+    assert "runs: 4 (run_cap of a random search)" in proc.stderr and "warning" not in proc.stderr
+
+
+def test_a_random_sweep_without_run_cap_is_unbounded_with_a_warning(tmp_path):
+    spec = tmp_path / "random.yaml"
+    spec.write_text("method: random\nparameters:\n  lr: {distribution: log_uniform_values, min: 0.001, max: 0.1}\n")
+    proc = lrtrack("sweep", "create", str(spec), "--store", f"sqlite:///{tmp_path}/store.db", "--backend", "local")
+    assert proc.returncode == 0, proc.stderr
+    assert "runs: unbounded" in proc.stderr and "warning: a random sweep without run_cap" in proc.stderr
+
+
+def test_show_counts_unproposed_grid_points_and_shows_a_running_attempts_latest_epoch(tmp_path):
+    """Right after the first claim of a 4-point grid: 1 running, 3 pending out of 4, and the
+    running attempt's row shows its latest stored epoch and metric, not '-'."""
+    from lrtrack.cli.display import console, print_sweep
+    from lrtrack.store import open_store
+    from lrtrack.sweep import create_sweep, describe, propose
+
+    path = tmp_path / "grid.yaml"
+    path.write_text("parameters:\n  lr: {values: [0.1, 0.01, 0.001, 0.0001]}\nfixed: {dataset: digits, epochs: 20}\n")
+    with open_store(f"sqlite:///{tmp_path}/store.db") as store:
+        record = create_sweep(load_spec(path), store, "local")
+        claim = store.claim_run(record.id, "w", propose(record.wandb_config), grace_seconds=60, max_attempts=3)
+        for epoch, acc in ((1, 0.5), (2, 0.8125)):
+            store.log_epoch(claim.attempt.id, {"epoch": epoch, "val/acc": acc, "train/loss": 1.0 / epoch})
+        description = describe(store, record.id)
+    assert description["sweep"]["progress"] == {"finished": 0, "running": 1, "pending": 3, "failed": 0,
+                                                "cancelled": 0, "total": 4}
+    (entry,) = description["runs"]
+    assert (entry["epochs"], entry["epochs_planned"], entry["latest"]["val/acc"]) == (2, 20, 0.8125)
+    with console.capture() as captured:
+        print_sweep(description)
+    text = captured.get()
+    assert "0/4 finished, 1 running, 3 pending, 0 failed" in text
+    (row,) = [line.split() for line in text.splitlines() if line.strip().startswith("1 ")]
+    assert row[3:6] == ["running", "2/20", "81.25%"]
