@@ -111,7 +111,9 @@ class Reporter:
         status = "  ".join(f"{SHORT_LABELS[key]} {format_metric(key, metrics[key])}"
                            for key in ("train/loss", "val/loss", "val/acc") if key in metrics)
         if self.live and run in self._tasks:
-            self._progress.update(self._tasks[run], completed=metrics["epoch"], status=status)
+            brief = "  ".join(f"{SHORT_LABELS[key]} {format_metric(key, metrics[key])}"
+                              for key in ("train/loss", "val/acc") if key in metrics)
+            self._progress.update(self._tasks[run], completed=metrics["epoch"], status=brief)
         else:
             self.line(f"{run} epoch {metrics['epoch']}/{epochs}: {status}")
 
@@ -131,7 +133,7 @@ class Reporter:
         if self._progress is None:
             from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-            self._progress = Progress(TextColumn("{task.description}"), BarColumn(bar_width=20), MofNCompleteColumn(),
+            self._progress = Progress(TextColumn("{task.description}"), BarColumn(bar_width=10), MofNCompleteColumn(),
                                       TimeElapsedColumn(), TextColumn("{task.fields[status]}"),
                                       console=self.console, transient=True)
             self._progress.start()
