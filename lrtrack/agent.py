@@ -174,7 +174,7 @@ class Agent:
                 if reason != "wait":
                     return AgentOutcome(reason, done, self.sweep.id)
                 if not waiting:
-                    self.report(f"{self.settings.worker} waiting for runs in flight on other agents")
+                    self.report("waiting for runs in flight on other agents")
                 waiting = True
                 time.sleep(self.settings.poll_seconds)
                 continue
