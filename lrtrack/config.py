@@ -128,8 +128,9 @@ WANDB_KEYS = (
     "name", "description", "program", "command", "entity", "project", "method", "metric", "parameters",
     "early_terminate", "run_cap", "controller", "job", "image_uri", "scheduler", "metrics", "apiVersion", "kind",
 )
-#: What lrtrack adds to W&B's format: settings every run shares, a study's published figures.
-LRTRACK_KEYS = ("fixed", "expected")
+#: What lrtrack adds to W&B's format: settings every run shares, a study's published figures,
+#: the `lrtrack lr-find` result a sweep was written from.
+LRTRACK_KEYS = ("fixed", "expected", "range_test")
 
 
 def suggest(name: str, known: Any) -> str | None:
