@@ -225,7 +225,8 @@ class SweepSpec(BaseModel):
     def _settings_train(self, info: ValidationInfo) -> SweepSpec:
         """The checks of `spec_problems` beyond types (skipped when it already ran them)."""
         if not (info.context or {}).get("checked"):
-            problems = _setting_problems(self.model_dump(exclude_none=True, exclude_defaults=False))
+            data = self.model_dump(exclude_none=True)
+            problems = _setting_problems(data) + [f"{field}: {message}" for field, message in _engine_problems(data)]
             if problems:
                 raise ValueError("; ".join(problems))
         return self

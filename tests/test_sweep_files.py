@@ -162,3 +162,6 @@ def test_show_counts_unproposed_grid_points_and_shows_a_running_attempts_latest_
     assert "0/4 finished, 1 running, 3 pending, 0 failed" in text
     (row,) = [line.split() for line in text.splitlines() if line.strip().startswith("1 ")]
     assert row[3:6] == ["running", "2/20", "81.25%"]
+    with console.capture() as captured:
+        print_sweep(description, wide=True)
+    assert "worker" in captured.get() and "run state" in captured.get()  # --wide: every column

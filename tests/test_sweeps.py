@@ -194,7 +194,7 @@ def test_paused_and_cancelled_sweeps_make_agents_exit_0_saying_why(tmp_path, off
     sweep_id = create(write_spec(tmp_path / "g.yaml", [0.01, 0.02], epochs=1), store)
     assert lrtrack("sweep", "pause", sweep_id, "--store", store).returncode == 0
     proc = lrtrack("agent", sweep_id, "--store", store, *FAST)
-    assert proc.returncode == 0 and "paused" in proc.stdout
+    assert proc.returncode == 0 and f"the sweep is paused (lrtrack sweep resume {sweep_id} to continue)" in proc.stdout
     assert show(sweep_id, store)["runs"] == []
     assert lrtrack("sweep", "resume", sweep_id, "--store", store).returncode == 0
     proc = lrtrack("agent", sweep_id, "--store", store, "--count", "1", *FAST)

@@ -33,6 +33,21 @@ def new_table(*columns: str, title: str | None = None) -> Table:
     return table
 
 
+def print_table(table: Table, wide: bool = False) -> None:
+    """Print ``table``: within the terminal's width, or with ``wide`` as wide as its cells need
+    (wider than the terminal, which wraps the lines but cuts no cell)."""
+    if not wide:
+        console.print(table)
+        return
+    from rich.measure import Measurement
+
+    needed = Measurement.get(console, console.options.update(max_width=10_000), table).maximum
+    if needed <= console.width:
+        console.print(table)
+    else:  # a console of the width the table needs (Console.print never exceeds its own width)
+        Console(file=console.file, width=needed, highlight=False, force_terminal=console.is_terminal).print(table)
+
+
 def print_run_table(result: RunResult, wide: bool = False) -> None:
     """``lrtrack train``: one row per epoch."""
     wanted = EPOCH_COLUMNS + (WIDE_EPOCH_COLUMNS if wide else ())
@@ -40,7 +55,7 @@ def print_run_table(result: RunResult, wide: bool = False) -> None:
     table = new_table("epoch", *(SHORT_LABELS.get(k, k) for k in keys), title=f"{result.config.label()}: {result.state}")
     for row in result.history:
         table.add_row(str(row["epoch"]), *(format_metric(k, row.get(k)) for k in keys))
-    console.print(table)
+    print_table(table, wide)
 
 
 def print_sweep_list(rows: list[dict[str, Any]], wide: bool = False) -> None:
@@ -57,7 +72,7 @@ def print_sweep_list(rows: list[dict[str, Any]], wide: bool = False) -> None:
         if wide:
             cells += [row["backend"], row["created"]]
         table.add_row(*cells)
-    console.print(table)
+    print_table(table, wide)
 
 
 def print_sweep(description: dict[str, Any], wide: bool = False) -> None:
@@ -94,4 +109,4 @@ def print_sweep(description: dict[str, Any], wide: bool = False) -> None:
             cells += [format_metric("best/val_acc", entry["metrics"].get("best/val_acc")), entry["run_state"],
                       entry["worker"] or "-"]
         table.add_row(*cells)
-    console.print(table)
+    print_table(table, wide)
