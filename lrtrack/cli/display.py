@@ -42,10 +42,12 @@ def print_table(table: Table, wide: bool = False) -> None:
     from rich.measure import Measurement
 
     needed = Measurement.get(console, console.options.update(max_width=10_000), table).maximum
-    if needed <= console.width:
+    width = console.width
+    console.width = max(width, needed)  # Console.print never exceeds the console's own width
+    try:
         console.print(table)
-    else:  # a console of the width the table needs (Console.print never exceeds its own width)
-        Console(file=console.file, width=needed, highlight=False, force_terminal=console.is_terminal).print(table)
+    finally:
+        console.width = width
 
 
 def print_run_table(result: RunResult, wide: bool = False) -> None:
