@@ -357,15 +357,19 @@ def _train_problems(values: dict[str, Any]) -> list[str]:
 def _engine_problems(data: dict[str, Any]) -> list[tuple[str, str]]:
     """W&B's schema check (``sweeps``) of the W&B part, as (field, message) pairs; a fixed
     setting's problem names ``fixed.KEY``."""
-    from sweeps.config.cfg import schema_violations_from_proposed_config
-    from sweeps.config.schema import validator
+    from sweeps import schema_violations_from_proposed_config
 
+    try:  # the jsonschema validator behind it, for the path of each problem
+        from sweeps.config.schema import validator
+        schema_errors = list(validator.iter_errors(_wandb_config(data)))
+    except ImportError:  # pragma: no cover - a sweeps release that moved it: messages without paths
+        schema_errors = []
     config = _wandb_config(data)
     fixed = data.get("fixed") if isinstance(data.get("fixed"), dict) else {}
     params = data.get("parameters") if isinstance(data.get("parameters"), dict) else {}
     found: list[tuple[str, str]] = []
     messages = set()
-    for error in validator.iter_errors(config):
+    for error in schema_errors:
         path = [str(p) for p in error.absolute_path]
         if path[:1] == ["parameters"] and len(path) > 1 and path[1] in fixed and path[1] not in params:
             path = ["fixed", *path[1:]]
