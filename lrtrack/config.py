@@ -319,8 +319,11 @@ def _setting_problems(data: dict[str, Any]) -> list[str]:
         problems.append(f"parameters.{key}: set both in parameters and fixed")
     known_fixed = {k: v for k, v in fixed.items() if k in TRAIN_FIELDS}
     fixed_problems = _train_problems(known_fixed)
-    problems += [f"fixed: {line}" if not line.startswith(tuple(known_fixed)) else f"fixed.{line}" for line in fixed_problems]
+    # a field's problem reads "fixed.lr: ...", a combination's (no field) "fixed: ..."
+    problems += [f"fixed.{line}" if line.split(":")[0] in known_fixed else f"fixed: {line}" for line in fixed_problems]
     base = known_fixed if not fixed_problems else {k: v for k, v in known_fixed.items() if not _train_problems({k: v})}
+    base_problems = _train_problems(base) if fixed_problems else []  # a combination hidden by a field's problem
+    problems += [f"fixed: {line}" for line in base_problems]
     method = data.get("method", "grid")
     for key, body in params.items():
         if key not in TRAIN_FIELDS or not isinstance(body, dict):
@@ -330,6 +333,8 @@ def _setting_problems(data: dict[str, Any]) -> list[str]:
         seen: list[str] = []
         for value in candidates:
             for line in _train_problems({**base, key: value}):
+                if line in base_problems:
+                    continue
                 message = line.split(": ", 1)[-1] if line.startswith(key + ":") else line
                 if message not in seen:
                     seen.append(message)
