@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from lrtrack import sweep as sweeps_lib
 from lrtrack.errors import LrtrackError, StoreError, UserError
+from lrtrack.reporting import Reporter
 from lrtrack.store import new_id, run_state_after
 
 if TYPE_CHECKING:
@@ -37,7 +38,7 @@ DONE_MESSAGES = {
     "exhausted": "the search space is exhausted and no run is in flight",
     "finished": "the sweep is finished",
     "run_cap": "the sweep's run_cap is reached",
-    "paused": "the sweep is paused (lrtrack sweep resume ID to continue)",
+    "paused": "the sweep is paused (lrtrack sweep resume {sweep_id} to continue)",
     "cancelled": "the sweep is cancelled",
     "count": "--count runs done",
 }
@@ -90,6 +91,7 @@ class AgentSettings:
     poll_seconds: float = 2.0  #: idle wait while other agents' runs are in flight
     max_attempts: int = 3  #: attempts before a run is marked failed
     offline: bool = False  #: force offline W&B runs
+    verbose: bool = False  #: show W&B's own console output
     worker: str = field(default_factory=lambda: default_worker_name())
 
 
@@ -98,9 +100,11 @@ class AgentOutcome:
     reason: str
     runs: int
 
+    sweep_id: str = ""
+
     @property
     def message(self) -> str:
-        return DONE_MESSAGES.get(self.reason, self.reason)
+        return DONE_MESSAGES.get(self.reason, self.reason).format(sweep_id=self.sweep_id)
 
 
 class Heartbeat:
@@ -148,12 +152,12 @@ class Agent:
     """
 
     def __init__(self, store: Store, sweep_id: str, settings: AgentSettings | None = None,
-                 report: Callable[[str], None] | None = None, pack: int = 1) -> None:
+                 report: Reporter | Callable[[str], None] | None = None, pack: int = 1) -> None:
         self.store = store
         self.sweep = store.get_sweep(sweep_id)
         self.spec = sweeps_lib.spec_of(self.sweep)  # validated once, not per run
         self.settings = settings or AgentSettings()
-        self.report = report or (lambda line: print(line, flush=True))
+        self.report = Reporter.wrap(report)  # every line the agent prints goes through it
         self.pack = pack
         self.next_config = sweeps_lib.propose(self.sweep.wandb_config)
 
@@ -168,9 +172,9 @@ class Agent:
             claims, reason = self._claim(limit)
             if not claims:
                 if reason != "wait":
-                    return AgentOutcome(reason, done)
+                    return AgentOutcome(reason, done, self.sweep.id)
                 if not waiting:
-                    self.report(f"[{self.settings.worker}] waiting for runs in flight on other agents")
+                    self.report("waiting for runs in flight on other agents")
                 waiting = True
                 time.sleep(self.settings.poll_seconds)
                 continue
@@ -178,7 +182,7 @@ class Agent:
             for group in self._groups(claims):
                 self._train_group(group)
             done += len(claims)
-        return AgentOutcome("count", done)
+        return AgentOutcome("count", done, self.sweep.id)
 
     def _groups(self, claims: list[tuple[RunRecord, AttemptRecord]]) -> list[list[tuple[RunRecord, AttemptRecord]]]:
         """Claims split into groups that can train together (same model, data, batch size...)."""
@@ -228,8 +232,9 @@ class Agent:
             name=label, group=self.sweep.id, run_id=wandb_id,
             tags=[self.sweep.name, "lrtrack", f"attempt-{attempt.number}"],
             extra_config={"sweep_id": self.sweep.id, "run_number": run.number, "attempt": attempt.number},
+            verbose=self.settings.verbose,
         )
-        self.report(f"run {run.number} attempt {attempt.number}: {label} (W&B run {wandb_id})")
+        self.report.run_started(_run_name(run, attempt), label, config.epochs, logger.describe())
         return Member(run, attempt, config, logger, label)
 
     def _train_group(self, claims: list[tuple[RunRecord, AttemptRecord]]) -> None:
@@ -266,10 +271,10 @@ class Agent:
         self.store.finish_attempt(member.attempt.id, state, summary, max_attempts=self.settings.max_attempts)
         metric = self.sweep.wandb_config.get("metric", {}).get("name", "val/acc")
         value = summary.get(metric)
-        shown = f" {metric} {value:.4f}" if isinstance(value, float) else ""
         requeued = run_state_after(state, member.attempt.number, self.settings.max_attempts) == "pending"
         requeue = " (requeued)" if requeued else ""
-        self.report(f"run {member.run.number} attempt {member.attempt.number}: {state}{shown}{requeue}")
+        self.report.run_ended(_run_name(member.run, member.attempt), state + requeue, metric, value,
+                              getattr(member.logger, "folder", None))
 
     def _epoch_hook(self, member: Member):
         """After each epoch: store the row, then stop if asked to or if hyperband says so."""
@@ -277,6 +282,7 @@ class Agent:
 
         def hook(metrics: dict[str, Any]) -> str | None:
             self.store.log_epoch(member.attempt.id, metrics)
+            self.report.epoch(_run_name(member.run, member.attempt), metrics, member.config.epochs)
             check_stop()
             if member.heartbeat is not None and (reason := member.heartbeat.stop_reason):
                 self.report(f"run {member.run.number}: stopping after epoch {metrics['epoch']} ({reason})")
@@ -309,7 +315,12 @@ class Agent:
 
         wandb.agent(self.sweep.id, function=train_from_wandb_config, project=self.sweep.project,
                     entity=self.sweep.entity, count=self.settings.count)
-        return AgentOutcome("finished" if self.settings.count is None else "count", runs)
+        return AgentOutcome("finished" if self.settings.count is None else "count", runs, self.sweep.id)
+
+
+def _run_name(run: RunRecord, attempt: AttemptRecord) -> str:
+    """How progress lines name an attempt: ``run 3 attempt 1``."""
+    return f"run {run.number} attempt {attempt.number}"
 
 
 def default_worker_name() -> str:

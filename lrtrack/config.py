@@ -12,7 +12,7 @@ import re
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from lrtrack.errors import UserError
 
@@ -107,9 +107,58 @@ class TrainConfig(BaseModel):
 #: Names a sweep may set: every TrainConfig field.
 TRAIN_FIELDS = frozenset(TrainConfig.model_fields)
 
+#: Spellings of settings that other tools use, and lrtrack's name for each. They are
+#: never accepted silently: a sweep file that uses one fails with a suggestion.
+KNOWN_SPELLINGS = {
+    "learning_rate": "lr", "learningrate": "lr", "learning_rate_init": "lr", "base_lr": "lr",
+    "optimiser": "optimizer", "optim": "optimizer", "opt": "optimizer",
+    "batchsize": "batch_size", "bs": "batch_size", "train_batch_size": "batch_size",
+    "num_epochs": "epochs", "n_epochs": "epochs", "epoch": "epochs", "max_epochs": "epochs",
+    "wd": "weight_decay", "weightdecay": "weight_decay",
+    "lr_scheduler": "scheduler", "schedule": "scheduler", "lr_schedule": "scheduler", "sched": "scheduler",
+    "warmup": "warmup_epochs", "warmup_steps": "warmup_epochs",
+    "data": "dataset", "arch": "model", "architecture": "model", "net": "model",
+    "hidden_size": "hidden", "hidden_dim": "hidden", "width": "hidden",
+    "random_seed": "seed",
+}
+
+#: Top-level keys of W&B's sweep configuration (``sweeps``' JSON schema); W&B's schema
+#: check judges their values. lrtrack adds `LRTRACK_KEYS`.
+WANDB_KEYS = (
+    "name", "description", "program", "command", "entity", "project", "method", "metric", "parameters",
+    "early_terminate", "run_cap", "controller", "job", "image_uri", "scheduler", "metrics", "apiVersion", "kind",
+)
+#: What lrtrack adds to W&B's format: settings every run shares, a study's published figures,
+#: the `lrtrack lr-find` result a sweep was written from.
+LRTRACK_KEYS = ("fixed", "expected", "range_test")
+
+
+def suggest(name: str, known: Any) -> str | None:
+    """lrtrack's name for a known spelling (``learning_rate`` -> ``lr``), a dashed flag
+    spelling (``batch-size`` -> ``batch_size``) or a close typo, else None."""
+    import difflib
+
+    known = sorted(known)
+    lowered = name.lower()
+    normal = lowered.replace("-", "_")
+    for candidate in (lowered, normal):
+        if candidate in known:
+            return candidate
+        if KNOWN_SPELLINGS.get(candidate) in known:
+            return KNOWN_SPELLINGS[candidate]
+    close = difflib.get_close_matches(normal, known, n=1, cutoff=0.75)
+    return close[0] if close else None
+
+
+def _unknown(kind: str, name: str, known: Any) -> str:
+    hint = suggest(name, known)
+    return f"unknown {kind}" + (f"; did you mean {hint}?" if hint else "")
+
 
 class Metric(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    """The sweep's objective; W&B's other metric keys (``target``, ...) pass through to W&B."""
+
+    model_config = ConfigDict(extra="allow")
     name: str = "val/acc"
     goal: Literal["maximize", "minimize"] = "maximize"
 
@@ -133,11 +182,15 @@ class EarlyTerminate(BaseModel):
 
 
 class SweepSpec(BaseModel):
-    """A sweep definition, loaded from ``sweeps/<study>.yaml``.
+    """A sweep definition, loaded from ``sweeps/<study>.yaml``: W&B's sweep format, plus
+    ``fixed`` (settings every run shares) and ``expected`` (a published study's figures,
+    see `ExpectedResult`).
 
-    ``parameters`` uses W&B's own syntax (``value``, ``values``, ``distribution``
-    with ``min``/``max``, ...); ``fixed`` holds settings every run shares.
-    ``expected`` holds a published study's figures (see `ExpectedResult`).
+    Every top-level key of W&B's format is accepted (`WANDB_KEYS`); ``parameters`` uses
+    W&B's own syntax (``value``, ``values``, ``distribution`` with ``min``/``max``, ...)
+    and must name `TrainConfig` fields. ``program`` and ``command`` are kept and handed
+    to W&B's controller (``--backend wandb``); lrtrack's agents always run lrtrack's
+    training function. `spec_problems` lists every problem of a file at once.
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -146,55 +199,36 @@ class SweepSpec(BaseModel):
     project: str = "lrtrack"
     entity: str | None = None
     description: str = ""
+    program: str | None = None
+    command: list[Any] | None = None
     method: Literal["grid", "random", "bayes"] = "grid"
     metric: Metric = Field(default_factory=Metric)
     parameters: dict[str, dict[str, Any]]
-    fixed: dict[str, Any] = Field(default_factory=dict)
     early_terminate: EarlyTerminate | None = None
     run_cap: int | None = Field(None, ge=1)
+    # W&B keys lrtrack's local backend does not use; passed to W&B's controller as they are.
+    controller: dict[str, Any] | None = None
+    job: str | None = None
+    image_uri: str | None = None
+    scheduler: dict[str, Any] | None = None
+    metrics: list[Any] | None = None
+    apiVersion: str | None = None  # noqa: N815 (W&B's spelling)
+    kind: str | None = None
+    # what lrtrack adds
+    fixed: dict[str, Any] = Field(default_factory=dict)
     expected: list[ExpectedResult] = Field(default_factory=list)
     range_test: dict[str, Any] | None = Field(
         None, description="The `lrtrack lr-find` result the sweep was written from (curve and suggestions); "
                           "`lrtrack report` draws it beside the sweep's results. Not sent to W&B.")
 
-    @field_validator("parameters")
-    @classmethod
-    def _known_parameters(cls, params: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
-        if not params:
-            raise ValueError("at least one parameter is needed")
-        unknown = sorted(set(params) - TRAIN_FIELDS)
-        if unknown:
-            raise ValueError(f"unknown parameter(s) {', '.join(unknown)}: not TrainConfig fields")
-        for key, body in params.items():
-            if not isinstance(body, dict):
-                raise ValueError(f"{key}: must be a mapping such as {{values: [...]}}")
-        return params
-
-    @field_validator("fixed")
-    @classmethod
-    def _known_fixed(cls, fixed: dict[str, Any]) -> dict[str, Any]:
-        unknown = sorted(set(fixed) - TRAIN_FIELDS)
-        if unknown:
-            raise ValueError(f"unknown setting(s) {', '.join(unknown)}: not TrainConfig fields")
-        return fixed
-
     @model_validator(mode="after")
-    def _values_train(self) -> SweepSpec:
-        """Every listed value must make a valid TrainConfig (catches ``optimizer: [adamm]``)."""
-        overlap = sorted(set(self.parameters) & set(self.fixed))
-        if overlap:
-            raise ValueError(f"{', '.join(overlap)}: set both in parameters and fixed")
-        _train_config_or_raise(self.fixed, "fixed")
-        for key, body in self.parameters.items():
-            candidates = list(body.get("values", [])) + ([body["value"]] if "value" in body else [])
-            for value in candidates:
-                _train_config_or_raise({**self.fixed, key: value}, f"parameters.{key}")
-            if self.method == "grid" and "value" not in body and "values" not in body:
-                if body.get("distribution") not in ("int_uniform", "q_uniform"):
-                    raise ValueError(f"parameters.{key}: grid search needs 'values' (or 'value'), not a continuous distribution")
-        violations = self._schema_violations()
-        if violations:
-            raise ValueError("; ".join(violations))
+    def _settings_train(self, info: ValidationInfo) -> SweepSpec:
+        """The checks of `spec_problems` beyond types (skipped when it already ran them)."""
+        if not (info.context or {}).get("checked"):
+            data = self.model_dump(exclude_none=True)
+            problems = _setting_problems(data) + [f"{field}: {message}" for field, message in _engine_problems(data)]
+            if problems:
+                raise ValueError("; ".join(problems))
         return self
 
     @property
@@ -203,27 +237,161 @@ class SweepSpec(BaseModel):
         return [k for k, body in self.parameters.items() if "value" not in body]
 
     def to_wandb(self) -> dict[str, Any]:
-        """The dict ``wandb.sweep`` takes (fixed settings become ``{value: ...}`` parameters)."""
-        parameters = {k: dict(v) for k, v in self.parameters.items()}
-        parameters.update({k: {"value": v} for k, v in self.fixed.items()})
-        config: dict[str, Any] = {
-            "name": self.name,
-            "method": self.method,
-            "metric": self.metric.model_dump(),
-            "parameters": parameters,
-        }
-        if self.description:
-            config["description"] = self.description
-        if self.early_terminate:
-            config["early_terminate"] = self.early_terminate.model_dump(exclude_none=True)
-        if self.run_cap:
-            config["run_cap"] = self.run_cap
-        return config
+        """The dict ``wandb.sweep`` takes: the file's W&B keys, with ``fixed`` settings as
+        ``{value: ...}`` parameters (``expected`` stays with lrtrack)."""
+        return _wandb_config(self.model_dump(exclude_none=True))
 
-    def _schema_violations(self) -> list[str]:
-        from sweeps import schema_violations_from_proposed_config
 
-        return list(schema_violations_from_proposed_config(self.to_wandb()))
+def _wandb_config(data: dict[str, Any]) -> dict[str, Any]:
+    """W&B's sweep dict from a spec's (possibly unvalidated) mapping."""
+    config = {key: data[key] for key in WANDB_KEYS if key in data and data[key] not in (None, "")}
+    parameters = data.get("parameters")
+    if isinstance(parameters, dict):
+        parameters = {k: dict(v) if isinstance(v, dict) else v for k, v in parameters.items()}
+        fixed = data.get("fixed")
+        if isinstance(fixed, dict):
+            parameters.update({k: {"value": v} for k, v in fixed.items() if k not in parameters})
+        config["parameters"] = parameters
+    if isinstance(config.get("metric"), dict):
+        config["metric"] = {k: v for k, v in config["metric"].items() if v is not None}
+    if isinstance(config.get("early_terminate"), dict):
+        config["early_terminate"] = {k: v for k, v in config["early_terminate"].items() if v is not None}
+    config.setdefault("method", "grid")
+    return config
+
+
+def spec_problems(data: dict[str, Any]) -> list[str]:
+    """Every problem of a sweep file's mapping at once, one ``field: message`` line each.
+
+    Types and lrtrack's keys are pydantic's; settings are lrtrack's (each parameter and
+    fixed setting a `TrainConfig` field, every listed value trainable, ``metric.name`` a
+    key lrtrack logs); the W&B part is judged by W&B's own schema check (``sweeps``).
+    A problem already reported for a field is not reported again by a later layer.
+    """
+    problems: list[str] = []
+    flagged: set[str] = set()
+
+    def add(field: str, message: str) -> None:
+        problems.append(f"{field}: {message}")
+        flagged.add(field)
+
+    for key in data:
+        if key not in WANDB_KEYS and key not in LRTRACK_KEYS:
+            add(str(key), _unknown("key", str(key), WANDB_KEYS + LRTRACK_KEYS)
+                + f" (W&B's sweep keys and lrtrack's {', '.join(LRTRACK_KEYS)})")
+    try:
+        SweepSpec.model_validate(data, context={"checked": True})
+    except ValidationError as exc:
+        for err in exc.errors():
+            loc = [str(p) for p in err["loc"]]
+            if err["type"] == "extra_forbidden" and len(loc) == 1:
+                continue  # reported above, with a suggestion
+            field = ".".join(loc) or "spec"
+            add(field, err["msg"].removeprefix("Value error, "))
+    for line in _setting_problems(data):
+        field, _, message = line.partition(": ")
+        if field not in flagged:
+            add(field, message)
+    for field, message in _engine_problems(data):
+        if not any(field == f or field.startswith(f + ".") for f in flagged):
+            add(field, message)
+    return problems
+
+
+def _setting_problems(data: dict[str, Any]) -> list[str]:
+    """lrtrack's checks of the settings: names, values, the metric (``field: message`` lines)."""
+    from lrtrack.metrics import SWEEP_METRICS
+
+    problems: list[str] = []
+    params = data.get("parameters")
+    params = params if isinstance(params, dict) else {}
+    fixed = data.get("fixed")
+    fixed = fixed if isinstance(fixed, dict) else {}
+    if "parameters" in data and isinstance(data["parameters"], dict) and not params:
+        problems.append("parameters: at least one parameter is needed")
+    for key in params:
+        if key not in TRAIN_FIELDS:
+            problems.append(f"parameters.{key}: " + _unknown("setting (not a TrainConfig field)", key, TRAIN_FIELDS))
+    for key in fixed:
+        if key not in TRAIN_FIELDS:
+            problems.append(f"fixed.{key}: " + _unknown("setting (not a TrainConfig field)", key, TRAIN_FIELDS))
+    for key in sorted(set(params) & set(fixed)):
+        problems.append(f"parameters.{key}: set both in parameters and fixed")
+    known_fixed = {k: v for k, v in fixed.items() if k in TRAIN_FIELDS}
+    fixed_problems = _train_problems(known_fixed)
+    # a field's problem reads "fixed.lr: ...", a combination's (no field) "fixed: ..."
+    problems += [f"fixed.{line}" if line.split(":")[0] in known_fixed else f"fixed: {line}" for line in fixed_problems]
+    base = known_fixed if not fixed_problems else {k: v for k, v in known_fixed.items() if not _train_problems({k: v})}
+    base_problems = _train_problems(base) if fixed_problems else []  # a combination hidden by a field's problem
+    problems += [f"fixed: {line}" for line in base_problems]
+    method = data.get("method", "grid")
+    for key, body in params.items():
+        if key not in TRAIN_FIELDS or not isinstance(body, dict):
+            continue
+        values = body.get("values", [])
+        candidates = (list(values) if isinstance(values, list) else []) + ([body["value"]] if "value" in body else [])
+        seen: list[str] = []
+        for value in candidates:
+            for line in _train_problems({**base, key: value}):
+                if line in base_problems:
+                    continue
+                message = line.split(": ", 1)[-1] if line.startswith(key + ":") else line
+                if message not in seen:
+                    seen.append(message)
+        problems += [f"parameters.{key}: {message}" for message in seen]
+        if method == "grid" and "value" not in body and "values" not in body:
+            if body.get("distribution") not in ("int_uniform", "q_uniform"):
+                problems.append(f"parameters.{key}: grid search needs 'values' (or 'value'), not a continuous distribution")
+    metric = data.get("metric")
+    name = metric.get("name", Metric().name) if isinstance(metric, dict) else Metric().name
+    if isinstance(name, str) and name not in SWEEP_METRICS:
+        hint = suggest(name, SWEEP_METRICS)
+        problems.append(f"metric.name: {name!r} is not a metric lrtrack logs" + (f"; did you mean {hint}?" if hint else "")
+                        + f" (one of {', '.join(SWEEP_METRICS)})")
+    return problems
+
+
+def _train_problems(values: dict[str, Any]) -> list[str]:
+    try:
+        TrainConfig(**values)
+    except ValidationError as exc:
+        return validation_lines(exc)
+    return []
+
+
+def _engine_problems(data: dict[str, Any]) -> list[tuple[str, str]]:
+    """W&B's schema check (``sweeps``) of the W&B part, as (field, message) pairs; a fixed
+    setting's problem names ``fixed.KEY``."""
+    from sweeps import schema_violations_from_proposed_config
+
+    try:  # the jsonschema validator behind it, for the path of each problem
+        from sweeps.config.schema import validator
+        schema_errors = list(validator.iter_errors(_wandb_config(data)))
+    except ImportError:  # pragma: no cover - a sweeps release that moved it: messages without paths
+        schema_errors = []
+    config = _wandb_config(data)
+    fixed = data.get("fixed") if isinstance(data.get("fixed"), dict) else {}
+    params = data.get("parameters") if isinstance(data.get("parameters"), dict) else {}
+    found: list[tuple[str, str]] = []
+    messages = set()
+    for error in schema_errors:
+        path = [str(p) for p in error.absolute_path]
+        if path[:1] == ["parameters"] and len(path) > 1 and path[1] in fixed and path[1] not in params:
+            path = ["fixed", *path[1:]]
+        found.append((".".join(path[:2]) or "spec", f"W&B sweep schema: {error.message}"))
+        messages.add(error.message)
+    for message in schema_violations_from_proposed_config(config):
+        if message in messages:
+            continue
+        named = re.fullmatch(r"invalid hyperparameter configuration: (\S+)", message)
+        if named:
+            key = named.group(1)
+            field = f"fixed.{key}" if key in fixed and key not in params else f"parameters.{key}"
+            if not any(f == field for f, _ in found):
+                found.append((field, "W&B's sweep schema rejects it"))
+            continue
+        found.append(("spec", message))
+    return found
 
 
 class ExpectedResult(BaseModel):
@@ -241,14 +409,6 @@ class ExpectedResult(BaseModel):
 
 
 SweepSpec.model_rebuild()
-
-
-def _train_config_or_raise(values: dict[str, Any], where: str) -> TrainConfig:
-    try:
-        return TrainConfig(**values)
-    except ValidationError as exc:
-        lines = [line.split(": ", 1)[-1] for line in validation_lines(exc)]
-        raise ValueError("; ".join(f"{where}: {line}" for line in lines)) from None
 
 
 def validation_lines(exc: ValidationError, flags: bool = False) -> list[str]:
@@ -304,9 +464,11 @@ def load_train_config(path: str | Path, overrides: dict[str, Any] | None = None)
 
 
 def load_spec(path: str | Path) -> SweepSpec:
-    """A SweepSpec from a YAML file; every problem names the file and the field."""
+    """A SweepSpec from a YAML file in W&B's sweep format (``name`` defaults to the file's
+    stem); every problem at once, each naming the file and the field (`spec_problems`)."""
     data = read_yaml(path)
-    try:
-        return SweepSpec(**data)
-    except ValidationError as exc:
-        raise UserError([f"{path}: {line}" for line in validation_lines(exc)]) from None
+    data.setdefault("name", Path(path).stem)
+    problems = spec_problems(data)
+    if problems:
+        raise UserError([f"{path}: {line}" for line in problems])
+    return SweepSpec.model_validate(data, context={"checked": True})

@@ -151,6 +151,72 @@ def run_label(spec: SweepSpec, config: TrainConfig) -> str:
     return config.label(keys)
 
 
+#: Run states that count as finished in a sweep's progress (the run trained to its end).
+DONE_STATES = ("finished", "diverged", "early-stopped")
+
+
+def planned_runs(spec: SweepSpec) -> int | None:
+    """How many runs the sweep will make: the grid's size (capped by ``run_cap``), the
+    ``run_cap`` of a random or bayes search, or None when nothing bounds it."""
+    if spec.method != "grid":
+        return spec.run_cap
+    size = 1
+    for body in spec.parameters.values():
+        if "value" in body:
+            continue
+        if "values" in body:
+            size *= len(body["values"])
+        elif body.get("distribution") == "int_uniform":
+            size *= int(body["max"]) - int(body["min"]) + 1
+        elif body.get("distribution") == "q_uniform":
+            size *= int((body["max"] - body["min"]) // body.get("q", 1)) + 1
+    return min(size, spec.run_cap) if spec.run_cap else size
+
+
+def size_message(spec: SweepSpec) -> tuple[str, str | None]:
+    """What ``sweep create`` says about the sweep's size, and a warning when it is unbounded."""
+    total = planned_runs(spec)
+    if total is None:
+        return (f"runs: unbounded ({spec.method} search without run_cap)",
+                f"a {spec.method} sweep without run_cap runs until it is paused or cancelled; "
+                "set run_cap in the sweep file to bound it")
+    if spec.method == "grid":
+        capped = f", capped by run_cap {spec.run_cap}" if spec.run_cap else ""
+        return f"runs: {total} (grid of {' x '.join(_axis_sizes(spec)) or '1'}{capped})", None
+    return f"runs: {total} (run_cap of a {spec.method} search)", None
+
+
+def _axis_sizes(spec: SweepSpec) -> list[str]:
+    return [f"{len(body['values'])} {key}" for key, body in spec.parameters.items() if "values" in body]
+
+
+def progress(spec: SweepSpec, runs: list[RunRecord]) -> dict[str, Any]:
+    """Run counts by state: ``finished`` (finished, diverged or early-stopped), ``running``,
+    ``pending`` (requeued, or not proposed yet), ``failed``, ``cancelled``, out of ``total``
+    (`planned_runs`; None when unbounded)."""
+    counts = Counter(run.state for run in runs)
+    total = planned_runs(spec)
+    finished = sum(counts[state] for state in DONE_STATES)
+    stopped = {"running": counts["running"], "failed": counts["failed"], "cancelled": counts["cancelled"]}
+    if total is not None:
+        pending = max(total - finished - sum(stopped.values()), counts["pending"])
+    else:
+        pending = counts["pending"]
+    return {"finished": finished, **stopped, "pending": pending, "total": total}
+
+
+def progress_text(counts: dict[str, Any]) -> str:
+    """``2/6 finished, 1 running, 3 pending, 0 failed`` (``cancelled`` only when there are)."""
+    total = counts["total"] if counts["total"] is not None else "unbounded"
+    text = f"{counts['finished']}/{total} finished, {counts['running']} running, {counts['pending']} pending, {counts['failed']} failed"
+    return text + (f", {counts['cancelled']} cancelled" if counts.get("cancelled") else "")
+
+
+def planned_epochs(spec: SweepSpec, run: RunRecord) -> int:
+    """The epochs a run is configured for."""
+    return {"epochs": TrainConfig.model_fields["epochs"].default, **spec.fixed, **run.config}["epochs"]
+
+
 def set_state(store: Store, sweep_id: str, state: str) -> SweepRecord:
     """pause / resume / cancel. Cancelling also cancels the runs not yet started."""
     sweep = store.get_sweep(sweep_id)
@@ -166,7 +232,10 @@ def describe(store: Store, sweep_id: str) -> dict[str, Any]:
 
     Each entry: ``run`` (proposal number), ``config`` (flat dict of the spec's
     parameters), ``state`` (the attempt's), ``run_state``, ``attempt``,
-    ``wandb_run_id`` and ``metrics`` (final values keyed as logged).
+    ``wandb_run_id``, ``epochs`` (stored so far) and ``epochs_planned``, ``metrics``
+    (final values keyed as logged) and ``latest`` (the last stored epoch's row, so a
+    running or interrupted attempt shows where it got to). ``sweep.progress`` is
+    `progress`'s counts.
     """
     sweep = store.get_sweep(sweep_id)
     spec = spec_of(sweep)
@@ -185,7 +254,9 @@ def describe(store: Store, sweep_id: str) -> dict[str, Any]:
                     "wandb_run_id": attempt.wandb_run_id,
                     "worker": attempt.worker,
                     "epochs": len(attempt.history),
+                    "epochs_planned": planned_epochs(spec, run),
                     "metrics": dict(attempt.summary),
+                    "latest": dict(attempt.history[-1]) if attempt.history else {},
                 }
             )
     return {
@@ -198,7 +269,9 @@ def describe(store: Store, sweep_id: str) -> dict[str, Any]:
             "entity": sweep.entity,
             "method": spec.method,
             "metric": spec.metric.model_dump(),
+            "swept": spec.swept,
             "run_states": dict(Counter(run.state for run in runs)),
+            "progress": progress(spec, runs),
             "created_at": sweep.created_at.isoformat() if sweep.created_at else None,
         },
         "runs": entries,

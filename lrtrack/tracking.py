@@ -104,6 +104,8 @@ class WandbLogger(RunLogger):
 
     ``mode`` is ``online``/``offline``; None picks it with `resolve_wandb_mode`.
     ``extra_config`` (sweep id, attempt number, ...) is merged into the run's config.
+    W&B's own console output (banners, the run summary at the end) is off unless
+    ``verbose``; its warnings and every file of the run are kept (``silent``).
     """
 
     def __init__(
@@ -117,12 +119,14 @@ class WandbLogger(RunLogger):
         tags: list[str] | tuple[str, ...] = (),
         extra_config: dict[str, Any] | None = None,
         run_id: str | None = None,
+        verbose: bool = False,
     ) -> None:
         self.project, self.entity = project, entity
         self.mode = mode or resolve_wandb_mode()
         self.name, self.group, self.tags = name, group, list(tags)
         self.extra_config = dict(extra_config or {})
         self.requested_id = run_id
+        self.verbose = verbose
         self.run = None
 
     @classmethod
@@ -149,6 +153,7 @@ class WandbLogger(RunLogger):
             id=self.requested_id,
             config={**config.model_dump(), **self.extra_config},
             reinit="create_new",
+            settings=None if self.verbose else wandb.Settings(silent=True),
         )
         self.run_id = self.run.id
         self.run.define_metric("epoch")
@@ -175,6 +180,15 @@ class WandbLogger(RunLogger):
         self.run.summary.update(summary)
         failed = summary.get("state") in ("failed", "crashed", "interrupted")
         self.run.finish(exit_code=1 if failed else 0)
+
+    @property
+    def folder(self) -> Path | None:
+        """The run's folder (``wandb/offline-run-...`` when offline), once started."""
+        return Path(self.run.dir).parent if self.run is not None else None
+
+    def describe(self) -> str:
+        """``W&B run ab12cd34, offline`` for start lines (the id may be assigned by W&B later)."""
+        return f"W&B run {self.run_id or self.requested_id or '(new)'}, {self.mode}"
 
     @property
     def files_dir(self) -> Path:

@@ -23,9 +23,19 @@ def only_run_dir(wandb_dir: Path) -> Path:
 
 
 def test_train_writes_an_offline_run_with_history_artifact_and_image(offline_wandb):
-    proc = lrtrack("train", "--dataset", "digits", "--lr", "0.01", "--epochs", "3", "--offline")
+    env = {k: v for k, v in os.environ.items() if k not in ("WANDB_SILENT", "WANDB_CONSOLE")}
+    proc = lrtrack("train", "--dataset", "digits", "--lr", "0.01", "--epochs", "3", "--offline",
+                   env={**env, "COLUMNS": "80"})
     assert proc.returncode == 0, proc.stderr
     run_dir = only_run_dir(offline_wandb)
+    # quiet W&B, a start line, one line per epoch (not a terminal), an end line naming the folder,
+    # and a final table that fits 80 columns without cutting a cell
+    assert "wandb:" not in proc.stdout + proc.stderr
+    lines = proc.stdout.splitlines()
+    assert lines[0].startswith("run started: lr=0.01 adam, 3 epochs (W&B run ")
+    assert [line.split(":")[0] for line in lines[1:4]] == ["run epoch 1/3", "run epoch 2/3", "run epoch 3/3"]
+    assert lines[4].startswith("run finished: val/acc ") and lines[4].endswith(str(run_dir.relative_to(Path.cwd())))
+    assert "…" not in proc.stdout and max(map(len, lines[5:])) <= 80, proc.stdout  # the table
 
     summary = wandb_files.read_summary(run_dir)
     assert summary["state"] == "finished"

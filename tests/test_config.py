@@ -66,9 +66,9 @@ def test_spec_to_wandb_passes_the_sweeps_schema():
 @pytest.mark.parametrize(
     "body, message",
     [
-        ("name: s\nparameters:\n  lrr: {values: [0.1]}\n", "parameters: unknown parameter(s) lrr"),
+        ("name: s\nparameters:\n  lrr: {values: [0.1]}\n", "parameters.lrr: unknown setting"),
         ("name: s\nparameters:\n  optimizer: {values: [adam, adamm]}\n", "parameters.optimizer: Input should be"),
-        ("name: s\nparameters:\n  lr: {values: [0.1]}\nfixed:\n  epoch: 3\n", "fixed: unknown setting(s) epoch"),
+        ("name: s\nparameters:\n  lr: {values: [0.1]}\nfixed:\n  epoch: 3\n", "fixed.epoch: unknown setting (not a TrainConfig field); did you mean epochs?"),
         ("name: s\nparameters:\n  lr: {distribution: uniform, min: 0.1, max: 0.2}\n", "grid search needs 'values'"),
         ("name: s\nmethod: annealing\nparameters:\n  lr: {values: [0.1]}\n", "method: Input should be"),
         ("name: s\nparameters: {lr: {values: [0.1]}\n", "malformed YAML"),

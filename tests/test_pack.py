@@ -145,7 +145,7 @@ def test_sweep_run_with_pack_3_through_the_cli(tmp_path, offline_wandb):
     assert len({entry["worker"] for entry in entries}) == 1  # one agent trained all three
     lines = proc.stdout.splitlines()
     started = [i for i, line in enumerate(lines) if "(W&B run " in line]
-    ended = [i for i, line in enumerate(lines) if ": finished" in line]
+    ended = [i for i, line in enumerate(lines) if " finished: " in line]
     assert len(started) == 3 and max(started) < min(ended)  # trained together: all began before any ended
     histories = []
     for entry in entries:

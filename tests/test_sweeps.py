@@ -4,6 +4,7 @@ real offline W&B runs, W&B's own `sweeps` engine choosing the configs."""
 from __future__ import annotations
 
 import json
+import os
 import signal
 import time
 from collections import Counter
@@ -139,9 +140,53 @@ def test_sweep_run_prints_the_id_last_and_show_lists_it(tmp_path, offline_wandb)
     sweep_id = proc.stdout.strip().splitlines()[-1]
     assert len(finished_configs(show(sweep_id, store))) == 2
     listing = lrtrack("sweep", "list", "--store", store)
-    assert sweep_id in listing.stdout and "2/2 finished" in listing.stdout
+    (row,) = [line.split() for line in listing.stdout.splitlines() if sweep_id in line]
+    assert row[3:7] == ["2/2", "0", "0", "0"]  # finished, running, pending, failed
     table = lrtrack("sweep", "show", sweep_id, "--store", store)
     assert table.returncode == 0 and "finished" in table.stdout
+
+
+def test_a_wandb_form_sweep_runs_quietly_with_a_line_per_run_start_epoch_and_end(tmp_path, offline_wandb):
+    """Issue 18's W&B-form file registers as is; the agent prints no W&B banner, one start and
+    one end line per run and one line per epoch (not a terminal); tables fit 80 columns."""
+    spec = tmp_path / "lr-digits.yaml"
+    spec.write_text("program: train.py\nmethod: grid\nmetric: {name: val/acc, goal: maximize}\nparameters:\n"
+                    "  lr: {values: [0.1, 0.01, 0.001]}\n  dataset: {value: digits}\n  epochs: {value: 1}\n")
+    store = f"sqlite:///{tmp_path}/store.db"
+    env = {k: v for k, v in os.environ.items() if k not in ("WANDB_SILENT", "WANDB_CONSOLE")}  # W&B as users have it
+    env["COLUMNS"] = "80"
+    proc = lrtrack("sweep", "create", str(spec), "--store", store, "--backend", "local", env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert "runs: 3 (grid of 3 lr)" in proc.stderr
+    assert "program train.py" in proc.stderr and "lrtrack's training function" in proc.stderr
+    sweep_id = proc.stdout.strip().splitlines()[-1]
+
+    proc = lrtrack("agent", sweep_id, "--store", store, *FAST, env=env)
+    assert proc.returncode == 0, proc.stderr
+    output = proc.stdout + proc.stderr
+    assert "wandb:" not in output and "Tracking run" not in output and "wandb sync" not in output, output
+    lines = proc.stdout.splitlines()
+    for number in (1, 2, 3):
+        run = f"run {number} attempt 1"
+        (start,) = [line for line in lines if line.startswith(f"{run} started: ")]
+        assert "1 epoch (W&B run " in start and ", offline)" in start
+        (epoch,) = [line for line in lines if line.startswith(f"{run} epoch 1/1: ")]
+        assert "train loss " in epoch and "val acc " in epoch
+        (end,) = [line for line in lines if line.startswith(f"{run} finished: val/acc ")]
+        assert "wandb/offline-run-" in end
+    assert len(lines) == 3 * 3 + 1  # start, epoch, end per run; the agent's exit line
+
+    description = show(sweep_id, store)
+    assert description["sweep"]["name"] == "lr-digits"
+    assert description["sweep"]["progress"] == {"finished": 3, "running": 0, "pending": 0, "failed": 0,
+                                                "cancelled": 0, "total": 3}
+    for args in (["sweep", "show", sweep_id], ["sweep", "list"]):
+        table = lrtrack(*args, "--store", store, env=env)
+        assert table.returncode == 0, table.stderr
+        assert "…" not in table.stdout and max(map(len, table.stdout.splitlines())) <= 80, table.stdout
+    table = lrtrack("sweep", "show", sweep_id, "--store", store, env=env).stdout
+    assert "3/3 finished, 0 running, 0 pending, 0 failed" in table
+    assert all(entry["wandb_run_id"] in table for entry in description["runs"])  # ids in full
 
 
 def test_paused_and_cancelled_sweeps_make_agents_exit_0_saying_why(tmp_path, offline_wandb):
@@ -149,7 +194,7 @@ def test_paused_and_cancelled_sweeps_make_agents_exit_0_saying_why(tmp_path, off
     sweep_id = create(write_spec(tmp_path / "g.yaml", [0.01, 0.02], epochs=1), store)
     assert lrtrack("sweep", "pause", sweep_id, "--store", store).returncode == 0
     proc = lrtrack("agent", sweep_id, "--store", store, *FAST)
-    assert proc.returncode == 0 and "paused" in proc.stdout
+    assert proc.returncode == 0 and f"the sweep is paused (lrtrack sweep resume {sweep_id} to continue)" in proc.stdout
     assert show(sweep_id, store)["runs"] == []
     assert lrtrack("sweep", "resume", sweep_id, "--store", store).returncode == 0
     proc = lrtrack("agent", sweep_id, "--store", store, "--count", "1", *FAST)

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated, Optional
 import typer
 
 from lrtrack.cli import app
-from lrtrack.cli.options import StoreOpt, SweepIdArg
+from lrtrack.cli.options import StoreOpt, SweepIdArg, VerboseOpt
 
 if TYPE_CHECKING:
     from lrtrack.agent import AgentSettings
@@ -27,6 +27,7 @@ def agent(
     grace_seconds: Annotated[float, typer.Option(min=0.1, help="A run silent this long is requeued.")] = 120.0,
     poll_seconds: Annotated[float, typer.Option(min=0.01, help="Idle wait while other agents' runs are in flight.")] = 2.0,
     max_attempts: Annotated[int, typer.Option(min=1, help="Attempts before a run is marked failed.")] = 3,
+    verbose: VerboseOpt = False,
     store: StoreOpt = None,
 ) -> None:
     """Pull configs from a sweep and train them until the sweep is done."""
@@ -35,7 +36,8 @@ def agent(
 
     gpu_list = parse_gpus(gpus) if gpus else None
     settings = AgentSettings(count=count, heartbeat_seconds=heartbeat_seconds, grace_seconds=grace_seconds,
-                             poll_seconds=poll_seconds, max_attempts=max_attempts, offline=offline)
+                             poll_seconds=poll_seconds, max_attempts=max_attempts, offline=offline,
+                             verbose=verbose)
     with open_store(store, create=False) as opened:
         code = run_agents(opened, sweep_id, settings, gpus=gpu_list, per_gpu=per_gpu, workers=workers, pack=pack)
     if code:
@@ -46,10 +48,9 @@ def run_agents(store: Store, sweep_id: str, settings: AgentSettings, *, gpus: li
                workers: int, pack: int) -> int:
     """One agent in this process, or a supervisor of several; returns the exit code."""
     from lrtrack.agent import Agent, raise_on_stop_signals, supervise, workers_for
-    from lrtrack.cli.display import console
+    from lrtrack.reporting import Reporter
 
-    def report(line: str) -> None:
-        console.print(line, markup=False)
+    report = Reporter()
 
     sweep = store.get_sweep(sweep_id)  # unknown id: one clear error before any process starts
     slots = workers_for(gpus, per_gpu, workers)
@@ -76,4 +77,6 @@ def _agent_args(settings: AgentSettings, pack: int) -> list[str]:
         args += ["--count", str(settings.count)]
     if settings.offline:
         args.append("--offline")
+    if settings.verbose:
+        args.append("--verbose")
     return args

@@ -1,78 +1,114 @@
-"""Rich progress and tables for the terminal (the CLI's only output helpers)."""
+"""Tables for the terminal (the CLI's output helpers).
+
+Default tables fit an 80-column terminal: the essential columns, short labels, ids in
+full, long names folded rather than cut. ``--wide`` adds every other column.
+"""
 
 from __future__ import annotations
 
-import contextlib
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import TYPE_CHECKING, Any
 
+from rich import box
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from lrtrack.reporting import SHORT_LABELS, format_metric
+
 if TYPE_CHECKING:
-    from lrtrack.config import TrainConfig
-    from lrtrack.train import EpochHook, RunResult
+    from lrtrack.train import RunResult
 
 console = Console(highlight=False)
 
-METRIC_COLUMNS = ("train/loss", "train/acc", "val/loss", "val/acc", "lr", "perf/epoch_seconds")
+#: Per-epoch columns of ``lrtrack train``'s table; ``--wide`` adds `WIDE_EPOCH_COLUMNS`.
+EPOCH_COLUMNS = ("train/loss", "train/acc", "val/loss", "val/acc", "lr", "perf/epoch_seconds")
+WIDE_EPOCH_COLUMNS = ("test/loss", "test/acc", "perf/samples_per_second")
 
 
-@contextlib.contextmanager
-def progress_hook(config: TrainConfig) -> Iterator[EpochHook]:
-    """A progress bar over epochs; yields the hook `lrtrack.train.run` calls after each epoch."""
-    columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TextColumn("{task.fields[status]}"))
-    with Progress(*columns, console=console, transient=False) as progress:
-        task = progress.add_task(config.label(), total=config.epochs, status="")
-
-        def hook(metrics: dict[str, Any]) -> None:
-            status = f"loss {metrics['train/loss']:.4f}  val acc {metrics['val/acc']:.2%}"
-            progress.update(task, advance=1, status=status)
-
-        yield hook
+def new_table(*columns: str, title: str | None = None) -> Table:
+    """A compact table (one space between columns, a rule under the header); cells fold
+    instead of being cut with an ellipsis."""
+    table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, padding=(0, 1), title=title, title_justify="left")
+    for column in columns:
+        table.add_column(column, overflow="fold")
+    return table
 
 
-def format_value(key: str, value: Any) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, float):
-        if key.endswith("/acc") or key.endswith("_acc"):
-            return f"{value:.2%}"
-        if key == "lr":
-            return f"{value:.3g}"
-        return f"{value:.4f}"
-    return str(value)
+def print_table(table: Table, wide: bool = False) -> None:
+    """Print ``table``: within the terminal's width, or with ``wide`` as wide as its cells need
+    (wider than the terminal, which wraps the lines but cuts no cell)."""
+    if not wide:
+        console.print(table)
+        return
+    from rich.measure import Measurement
+
+    needed = Measurement.get(console, console.options.update(max_width=10_000), table).maximum
+    width = console.width
+    console.width = max(width, needed)  # Console.print never exceeds the console's own width
+    try:
+        console.print(table)
+    finally:
+        console.width = width
 
 
-def print_run_table(result: RunResult) -> None:
-    """One row per epoch, then the final state and W&B run id."""
-    keys = [k for k in METRIC_COLUMNS if result.history and k in result.history[0]]
-    table = Table("epoch", *keys, title=f"{result.config.label()} — {result.state}")
+def print_run_table(result: RunResult, wide: bool = False) -> None:
+    """``lrtrack train``: one row per epoch."""
+    wanted = EPOCH_COLUMNS + (WIDE_EPOCH_COLUMNS if wide else ())
+    keys = [k for k in wanted if result.history and k in result.history[0]]
+    table = new_table("epoch", *(SHORT_LABELS.get(k, k) for k in keys), title=f"{result.config.label()}: {result.state}")
     for row in result.history:
-        table.add_row(str(row["epoch"]), *(format_value(k, row.get(k)) for k in keys))
-    console.print(table)
-    if result.wandb_run_id:
-        console.print(f"W&B run: {result.wandb_run_id}")
+        table.add_row(str(row["epoch"]), *(format_metric(k, row.get(k)) for k in keys))
+    print_table(table, wide)
 
 
-def print_sweep(description: dict[str, Any]) -> None:
-    """``sweep show``: a header with state counts, then one row per attempt."""
+def print_sweep_list(rows: list[dict[str, Any]], wide: bool = False) -> None:
+    """``sweep list``: id, name, state and run counts (``--wide``: backend, created)."""
+    columns = ["id", "name", "state", "finished", "running", "pending", "failed"]
+    if wide:
+        columns += ["backend", "created"]
+    table = new_table(*columns)
+    for row in rows:
+        progress = row["progress"]
+        total = progress["total"] if progress["total"] is not None else "?"
+        cells = [row["id"], row["name"], row["state"], f"{progress['finished']}/{total}",
+                 str(progress["running"]), str(progress["pending"]), str(progress["failed"])]
+        if wide:
+            cells += [row["backend"], row["created"]]
+        table.add_row(*cells)
+    print_table(table, wide)
+
+
+def print_sweep(description: dict[str, Any], wide: bool = False) -> None:
+    """``sweep show``: a header with the run counts, then one row per attempt.
+
+    The metric column is the final value, or for an attempt still running (or stopped
+    before its end) the value of its latest stored epoch; ``epochs`` is stored/planned.
+    """
+    from lrtrack.sweep import progress_text
+
     sweep = description["sweep"]
-    counts = ", ".join(f"{n} {state}" for state, n in sorted(sweep["run_states"].items())) or "no runs yet"
-    console.print(f"[bold]{sweep['name']}[/] {sweep['id']} ({sweep['backend']}, {sweep['state']}): {counts}")
+    console.print(f"[bold]{sweep['name']}[/] {sweep['id']} ({sweep['backend']}, {sweep['state']})")
+    console.print(f"runs: {progress_text(sweep['progress'])}")
     metric = sweep["metric"]["name"]
     config_keys = list(description["runs"][0]["config"]) if description["runs"] else []
-    table = Table("run", *config_keys, "attempt", "state", "epochs", f"final {metric}", "best val/acc", "W&B run")
+    if not wide:  # the swept parameters; a parameter with one value is the same in every row
+        config_keys = [key for key in config_keys if key in sweep["swept"]]
+    columns = ["run", *config_keys, "try", "state", "epochs", SHORT_LABELS.get(metric, metric), "W&B run"]
+    if wide:
+        columns += ["best val acc", "run state", "worker"]
+    table = new_table(*columns)
     for entry in description["runs"]:
-        metrics = entry["metrics"]
-        table.add_row(
+        value = entry["metrics"].get(metric, entry.get("latest", {}).get(metric))
+        cells = [
             str(entry["run"]),
-            *(format_value(k, entry["config"].get(k)) for k in config_keys),
+            *(format_metric(k, entry["config"].get(k)) for k in config_keys),
             str(entry["attempt"]),
             entry["state"],
-            str(entry["epochs"]),
-            format_value(metric, metrics.get(metric)),
-            format_value("best/val_acc", metrics.get("best/val_acc")),
+            f"{entry['epochs']}/{entry['epochs_planned']}",
+            format_metric(metric, value),
             entry["wandb_run_id"] or "-",
-        )
-    console.print(table)
+        ]
+        if wide:
+            cells += [format_metric("best/val_acc", entry["metrics"].get("best/val_acc")), entry["run_state"],
+                      entry["worker"] or "-"]
+        table.add_row(*cells)
+    print_table(table, wide)

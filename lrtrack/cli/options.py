@@ -12,3 +12,5 @@ StoreOpt = Annotated[
                  show_default=False),
 ]
 SweepIdArg = Annotated[str, typer.Argument(help="Sweep id (as printed by `lrtrack sweep create`).")]
+VerboseOpt = Annotated[bool, typer.Option("--verbose", help="Show W&B's own console output (banners, run summaries).")]
+WideOpt = Annotated[bool, typer.Option("--wide", help="Every column (the default table fits 80 columns).")]

@@ -9,12 +9,12 @@ from typing import Annotated, Optional
 import typer
 
 from lrtrack.cli import app
-from lrtrack.cli.options import StoreOpt, SweepIdArg
+from lrtrack.cli.options import StoreOpt, SweepIdArg, VerboseOpt, WideOpt
 
 sweep_app = typer.Typer(help="Create, run and inspect sweeps.", no_args_is_help=True)
 app.add_typer(sweep_app, name="sweep")
 
-SpecArg = Annotated[Path, typer.Argument(help="Sweep definition, e.g. sweeps/study-a.yaml.")]
+SpecArg = Annotated[Path, typer.Argument(help="Sweep file in W&B's format, e.g. sweeps/study-a-fashion-fcn-adam.yaml.")]
 BackendOpt = Annotated[Optional[str], typer.Option(help="local (offline, lrtrack's store) or wandb (hosted controller). Default: wandb when logged in, else local.")]
 
 
@@ -30,7 +30,24 @@ def create(spec: SpecArg, backend: BackendOpt = None, store: StoreOpt = None) ->
     with open_store(store) as opened:
         record = create_sweep(sweep_spec, opened, backend)
         typer.echo(f"created {record.backend} sweep {record.name!r} in {opened.url}", err=True)
+    _describe_new_sweep(sweep_spec, backend)
     typer.echo(record.id)
+
+
+def _describe_new_sweep(spec, backend: str) -> None:
+    """The sweep's size (and a warning when nothing bounds it) and what runs a named program."""
+    from lrtrack.cli import err_console
+    from lrtrack.sweep import size_message
+
+    size, warning = size_message(spec)
+    typer.echo(size, err=True)
+    if warning:
+        err_console.print(f"warning: {warning}", markup=False)
+    if spec.program or spec.command:
+        named = f"program {spec.program}" if spec.program else "command"
+        kept = "passed to W&B's controller" if backend == "wandb" else "kept with the sweep for W&B's controller"
+        typer.echo(f"note: the {named} is {kept}; lrtrack's agents run lrtrack's training function "
+                   "(lrtrack.train.run)", err=True)
 
 
 @sweep_app.command("run")
@@ -40,6 +57,7 @@ def run_sweep(
     pack: Annotated[int, typer.Option(min=1, help="Train up to K compatible configs together in each agent.")] = 1,
     count: Annotated[Optional[int], typer.Option(min=1, help="Runs per agent (default: until the sweep is done).")] = None,
     offline: Annotated[bool, typer.Option("--offline", help="Force offline W&B runs.")] = False,
+    verbose: VerboseOpt = False,
     store: StoreOpt = None,
 ) -> None:
     """Create a local sweep and run agents until it is done: the one-command study."""
@@ -53,7 +71,8 @@ def run_sweep(
     with open_store(store) as opened:
         record = create_sweep(sweep_spec, opened, "local")
         typer.echo(f"created local sweep {record.name!r} ({record.id}) in {opened.url}", err=True)
-        settings = AgentSettings(count=count, offline=offline)
+        _describe_new_sweep(sweep_spec, "local")
+        settings = AgentSettings(count=count, offline=offline, verbose=verbose)
         code = run_agents(opened, record.id, settings, gpus=None, per_gpu=1, workers=workers, pack=pack)
     typer.echo(record.id)
     if code:
@@ -61,26 +80,25 @@ def run_sweep(
 
 
 @sweep_app.command("list")
-def list_sweeps(store: StoreOpt = None) -> None:
-    """All sweeps in the store."""
-    from rich.table import Table
-
-    from lrtrack.cli.display import console
+def list_sweeps(wide: WideOpt = False, store: StoreOpt = None) -> None:
+    """All sweeps in the store, with finished / running / pending / failed runs out of the total."""
+    from lrtrack.cli.display import print_sweep_list
     from lrtrack.store import open_store
+    from lrtrack.sweep import progress, spec_of
 
     with open_store(store, create=False) as opened:
-        table = Table("id", "name", "backend", "state", "runs", "created")
-        for record in opened.list_sweeps():
-            runs = opened.runs(record.id)
-            finished = sum(run.state == "finished" for run in runs)
-            table.add_row(record.id, record.name, record.backend, record.state, f"{finished}/{len(runs)} finished",
-                          f"{record.created_at:%Y-%m-%d %H:%M}")
-    console.print(table)
+        rows = [
+            {"id": record.id, "name": record.name, "backend": record.backend, "state": record.state,
+             "progress": progress(spec_of(record), opened.runs(record.id)),
+             "created": f"{record.created_at:%Y-%m-%d %H:%M}"}
+            for record in opened.list_sweeps()
+        ]
+    print_sweep_list(rows, wide=wide)
 
 
 @sweep_app.command("show")
 def show(sweep_id: SweepIdArg, as_json: Annotated[bool, typer.Option("--json", help="One JSON object.")] = False,
-         store: StoreOpt = None) -> None:
+         wide: WideOpt = False, store: StoreOpt = None) -> None:
     """State counts and every run's config, state, attempts and metrics."""
     from lrtrack.cli.display import print_sweep
     from lrtrack.store import open_store
@@ -91,7 +109,7 @@ def show(sweep_id: SweepIdArg, as_json: Annotated[bool, typer.Option("--json", h
     if as_json:
         typer.echo(json.dumps(description, indent=2, default=str))
     else:
-        print_sweep(description)
+        print_sweep(description, wide=wide)
 
 
 def _set_state(sweep_id: str, state: str, store: str | None) -> None:

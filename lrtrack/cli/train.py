@@ -8,6 +8,7 @@ import typer
 
 from lrtrack.cli import app
 from lrtrack.cli.config_options import ConfigFileOpt, with_options
+from lrtrack.cli.options import VerboseOpt, WideOpt
 from lrtrack.config import TrainConfig
 
 Opt = typer.Option
@@ -26,15 +27,29 @@ def train(
     entity: EntityOpt = None,
     offline: OfflineOpt = False,
     no_wandb: Annotated[bool, Opt("--no-wandb", help="Do not log to W&B at all.")] = False,
+    verbose: VerboseOpt = False,
+    wide: WideOpt = False,
 ) -> None:
     """Train one configuration and log it to W&B (offline when not logged in)."""
     from lrtrack.cli.config_options import train_config_from
-    from lrtrack.cli.display import print_run_table, progress_hook
+    from lrtrack.cli.display import print_run_table
+    from lrtrack.reporting import Reporter
+    from lrtrack.store import new_id
     from lrtrack.tracking import MemoryLogger, WandbLogger
     from lrtrack.train import run
 
     config = train_config_from(config_file, settings)
-    logger = MemoryLogger() if no_wandb else WandbLogger(project, entity, mode="offline" if offline else None)
-    with progress_hook(config) as hook:
-        result = run(config, logger, on_epoch=hook)
-    print_run_table(result)
+    if no_wandb:
+        logger, wandb_run = MemoryLogger(), "no W&B run"
+    else:
+        logger = WandbLogger(project, entity, mode="offline" if offline else None, run_id=new_id(), verbose=verbose)
+        wandb_run = logger.describe()
+    report = Reporter()
+    report.run_started("run", config.label(), config.epochs, wandb_run)
+
+    def on_epoch(metrics: dict[str, Any]) -> None:
+        report.epoch("run", metrics, config.epochs)
+
+    result = run(config, logger, on_epoch=on_epoch)
+    report.run_ended("run", result.state, "val/acc", result.summary.get("val/acc"), getattr(logger, "folder", None))
+    print_run_table(result, wide=wide)
