@@ -62,6 +62,10 @@ def create_app(store: Store, token: str | None = None) -> Starlette:
     async def api_sweep(request: Request) -> Response:
         return JSONResponse(data.sweep_detail(store, request.path_params["sweep_id"]))
 
+    async def api_run_history(request: Request) -> Response:
+        params = request.path_params
+        return JSONResponse(data.run_history(store, params["sweep_id"], int(params["number"])))
+
     async def csv_export(request: Request) -> Response:
         sweep_id = request.path_params["sweep_id"]
         text = data.table_csv(data.load_study(store, sweep_id))
@@ -110,6 +114,7 @@ def create_app(store: Store, token: str | None = None) -> Starlette:
         Route("/sweeps/{sweep_id}/results.csv", csv_export),
         Route("/api/sweeps", api_sweeps),
         Route("/api/sweeps/{sweep_id}", api_sweep),
+        Route("/api/sweeps/{sweep_id}/runs/{number:int}", api_run_history),
         Route("/api/sweeps/{sweep_id}/{action}", action, methods=["POST"]),
         Route("/static/plotly.min.js", plotly),
     ]

@@ -23,6 +23,8 @@ if TYPE_CHECKING:
 MAX_POINTS = 200
 #: At most this many configurations are drawn as curves (the best by the sweep's metric; the page says so).
 MAX_CURVES = 100
+#: Parameter importance fits its random forest on at most this many results (a seeded sample beyond).
+MAX_IMPORTANCE_ROWS = 2000
 #: Run states counted on the sweeps page, in this order.
 STATES = ("pending", "running", "finished", "diverged", "early-stopped", "failed", "cancelled")
 
@@ -81,9 +83,25 @@ def _overview(sweep: SweepRecord, runs: list[RunRecord], now: float) -> dict[str
     }
 
 
+class _RunsReadOnce:
+    """The store, with `runs` read once per page: the report's loader and the runs list share it."""
+
+    def __init__(self, store: Store) -> None:
+        self._store, self._runs = store, {}
+
+    def runs(self, sweep_id: str) -> list[RunRecord]:
+        if sweep_id not in self._runs:
+            self._runs[sweep_id] = self._store.runs(sweep_id)
+        return self._runs[sweep_id]
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)
+
+
 def sweep_detail(store: Store, sweep_id: str) -> dict[str, Any]:
     """Everything the sweep page draws: settings, curves, the results table, parallel
-    coordinates, parameter importance, and each run's attempts and history."""
+    coordinates, parameter importance, and each run's attempts (its history: `run_history`)."""
+    store = _RunsReadOnce(store)
     study = load_study(store, sweep_id)
     sweep = store.get_sweep(sweep_id)
     runs = {run.number: run for run in store.runs(sweep_id)}
@@ -101,8 +119,18 @@ def sweep_detail(store: Store, sweep_id: str) -> dict[str, Any]:
         "table": table,
         "parcoords": parcoords(study),
         "importance": importance(study),
-        "runs": [_run_entry(run, study) for run in runs.values()],
+        "runs": [_run_entry(run) for run in runs.values()],
     }
+
+
+def run_history(store: Store, sweep_id: str, number: int) -> list[dict[str, Any]]:
+    """The per-epoch rows of run ``number``'s latest attempt (the page asks when a run is opened)."""
+    run = next((run for run in store.runs(sweep_id) if run.number == number), None)
+    if run is None:
+        from lrtrack.errors import UserError
+
+        raise UserError(f"sweep {sweep_id} has no run {number}")
+    return [{k: _json_number(v) if k != "epoch" else v for k, v in row.items()} for row in run.history]
 
 
 def results_table(study: StudyData) -> dict[str, Any]:
@@ -189,6 +217,10 @@ def importance(study: StudyData) -> list[dict[str, Any]]:
     rows = [row for row in study.rows if _finite(row.final(key))]
     if len(study.swept) < 2 or len(rows) < 3:
         return []
+    if len(rows) > MAX_IMPORTANCE_ROWS:
+        import random
+
+        rows = random.Random(0).sample(rows, MAX_IMPORTANCE_ROWS)
     import numpy as np
     from sklearn.ensemble import RandomForestRegressor
 
@@ -202,7 +234,7 @@ def importance(study: StudyData) -> list[dict[str, Any]]:
             columns.append([float(levels.index(format_value(v))) for v in values])
     x = np.array(columns, dtype=float).T
     y = np.array([row.final(key) for row in rows], dtype=float)
-    forest = RandomForestRegressor(n_estimators=100, random_state=0).fit(x, y)
+    forest = RandomForestRegressor(n_estimators=50, random_state=0).fit(x, y)
     result = []
     for i, name in enumerate(study.swept):
         column = x[:, i]
@@ -211,7 +243,7 @@ def importance(study: StudyData) -> list[dict[str, Any]]:
     return sorted(result, key=lambda r: -r["importance"])
 
 
-def _run_entry(run: RunRecord, study: StudyData) -> dict[str, Any]:
+def _run_entry(run: RunRecord) -> dict[str, Any]:
     return {
         "run": run.number, "config": {k: format_value(v) for k, v in run.config.items()}, "state": run.state,
         "attempts": [{
@@ -220,7 +252,6 @@ def _run_entry(run: RunRecord, study: StudyData) -> dict[str, Any]:
             "ended_at": a.ended_at.isoformat() if a.ended_at else None,
             "error": a.summary.get("error"),
         } for a in run.attempts],
-        "history": [{k: _json_number(v) if k != "epoch" else v for k, v in row.items()} for row in run.history],
     }
 
 
