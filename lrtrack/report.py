@@ -6,9 +6,9 @@ One data path, two renderers:
    proposed config with its per-epoch history and final summary. Local sweeps
    are read from lrtrack's store (the last finished/diverged/early-stopped
    attempt of each run); ``wandb``-backend sweeps from W&B's public API.
-2. `judge` gives every config a `Verdict` computed from those numbers
-   (diverged, near chance, best, within 1 point of best, too slow, unstable...),
-   and `compare_expected` sets them against a published study's figures
+2. `lrtrack.verdicts.judge` gives every config a `Verdict` computed from those
+   numbers (diverged, near chance, best, within 1 point of best, too slow, too
+   fast, unstable...), and `compare_expected` sets them against a published study's figures
    (``expected:`` in the sweep file).
 3. `write_html` renders a self-contained page (Jinja2 template, matplotlib SVG
    charts from `lrtrack.charts`); `wandb_report` builds a W&B Report with
@@ -28,32 +28,17 @@ from typing import TYPE_CHECKING, Any
 
 from lrtrack.config import ExpectedResult, Metric, TrainConfig, format_value
 from lrtrack.errors import LrtrackError, UserError
+from lrtrack.verdicts import COMPLETED, Verdict, judge, rules_text
 
 if TYPE_CHECKING:
     from lrtrack.store import AttemptRecord, RunRecord, Store, SweepRecord
 
 #: Attempt states whose numbers a report shows (a run that ended on its own).
-COMPLETED = ("finished", "diverged", "early-stopped")
 #: Every dataset lrtrack trains on has ten classes.
 NUM_CLASSES = {"mnist": 10, "fashion-mnist": 10, "digits": 10}
-#: "near chance": final accuracy at most this many times chance level.
-CHANCE_FACTOR = 1.5
-#: Accuracies within this many points (fractions: 0.01) of the best count as "as good".
-CLOSE_POINTS = 0.01
-#: Still improving at the last epoch: val acc gained this much, or train loss fell by this fraction.
-IMPROVING_ACC, IMPROVING_LOSS = 0.005, 0.05
-#: Unstable: final val acc this far below the run's own best epoch.
-UNSTABLE_DROP = 0.02
 
 
 # ---------------------------------------------------------------- data model
-
-
-@dataclass
-class Verdict:
-    label: str  #: short: "best", "diverged", "too slow"...
-    kind: str  #: css class / markdown marker: good, ok, slow, bad
-    reason: str  #: the numbers that justify it
 
 
 @dataclass
@@ -247,96 +232,6 @@ def _rows_from_wandb(record: SweepRecord, swept: list[str], fixed: dict[str, Any
 
 
 # ---------------------------------------------------------------- verdicts
-
-
-def judge(study: StudyData) -> None:
-    """Give every config a verdict computed from its numbers (see the module constants)."""
-    key, maximize = study.metric.name, study.metric.goal == "maximize"
-    near_chance = CHANCE_FACTOR * study.chance
-    ranked: list[ConfigResult] = []
-    for row in study.rows:
-        row.verdict = _failure_verdict(row, near_chance)
-        if row.verdict is None and row.final(key) is not None:
-            ranked.append(row)
-    if not ranked:
-        return
-    excluded = [f"{r.label} {r.verdict.label}" for r in study.rows if r.verdict is not None]
-    best = (max if maximize else min)(ranked, key=lambda r: r.final(key))
-    best_value = best.final(key)
-    for row in ranked:
-        value = row.final(key)
-        gap = (best_value - value) if maximize else (value - best_value)
-        improving = _still_improving(row)
-        if row is best:
-            reason = f"final {key} {_fmt(key, value)}, {'highest' if maximize else 'lowest'} of {len(ranked)} configs"
-            if excluded:
-                reason += f" (not ranked: {', '.join(excluded)})"
-            if improving:
-                reason += f"; still improving at epoch {row.epochs_run} ({improving})"
-            row.verdict = Verdict("best", "good", reason)
-            continue
-        behind = f"{_gap_text(key, gap, best_value)} behind the best ({best.label}: {_fmt(key, best_value)})"
-        drop = _drop_from_best(row)
-        if drop:
-            row.verdict = Verdict("unstable", "bad", f"{drop}; {behind}")
-        elif _is_close(key, gap, best_value):
-            row.verdict = Verdict("within 1 point of best" if key.endswith("acc") else "close to best", "ok", behind)
-        elif improving:
-            row.verdict = Verdict("too slow", "slow", f"{behind}, still improving at epoch {row.epochs_run} ({improving})")
-        else:
-            row.verdict = Verdict("worse", "slow", f"{behind}, no longer improving")
-
-
-def _failure_verdict(row: ConfigResult, near_chance: float) -> Verdict | None:
-    """diverged / failed / near chance, or None when the config trained normally."""
-    losses = row.series("train/loss")[1]
-    bad = next((i for i, loss in enumerate(losses) if loss is None or not math.isfinite(loss) or loss > row.diverge_loss), None)
-    if row.state == "diverged" or bad is not None:
-        if bad is None:
-            return Verdict("diverged", "bad", f"stopped as diverged after {row.epochs_run} epoch(s)")
-        epoch, loss = row.history[bad]["epoch"], losses[bad]
-        what = "became non-finite" if loss is None or not math.isfinite(loss) else f"reached {loss:.4g} (limit {row.diverge_loss:g})"
-        return Verdict("diverged", "bad", f"train loss {what} at epoch {epoch}")
-    if not row.history:
-        return Verdict(row.state, "bad", f"no epoch completed (state {row.state})")
-    acc = row.final("val/acc")
-    if acc is not None and acc <= near_chance:
-        best = f"; best {row.best_val_acc:.2%}" if row.best_val_acc is not None else ""
-        return Verdict("near chance", "bad",
-                       f"final val acc {acc:.2%} <= {CHANCE_FACTOR:g} x chance ({near_chance:.0%}){best}")
-    return None
-
-
-def _still_improving(row: ConfigResult) -> str:
-    """Why the last epoch still helped (``val acc +1.20 points, train loss -8%``), or ''."""
-    if len(row.history) < 2:
-        return ""
-    reasons = []
-    accs = row.series("val/acc")[1]
-    if accs[-1] is not None and accs[-2] is not None and accs[-1] - accs[-2] >= IMPROVING_ACC:
-        reasons.append(f"val acc +{(accs[-1] - accs[-2]) * 100:.2f} points in the last epoch")
-    losses = row.series("train/loss")[1]
-    if losses[-1] is not None and losses[-2] and (losses[-2] - losses[-1]) / losses[-2] >= IMPROVING_LOSS:
-        reasons.append(f"train loss -{(losses[-2] - losses[-1]) / losses[-2]:.0%}")
-    return ", ".join(reasons)
-
-
-def _drop_from_best(row: ConfigResult) -> str:
-    """``val acc fell from 96.2% (epoch 2) to 91.0%`` when the run lost more than UNSTABLE_DROP."""
-    final, best = row.final("val/acc"), row.best_val_acc
-    if final is None or best is None or best - final <= UNSTABLE_DROP:
-        return ""
-    return f"val acc fell from {best:.2%} (epoch {row.best_epoch}) to {final:.2%} at epoch {row.epochs_run}"
-
-
-def _is_close(key: str, gap: float, best: float) -> bool:
-    return gap <= CLOSE_POINTS + 1e-12 if key.endswith("acc") else gap <= 0.05 * abs(best)
-
-
-def _gap_text(key: str, gap: float, best: float) -> str:
-    if key.endswith("acc"):
-        return f"{gap * 100:.2f} points"
-    return f"{gap:.4g} ({gap / abs(best):.0%})" if best else f"{gap:.4g}"
 
 
 def _fmt(key: str, value: float | None) -> str:
@@ -578,9 +473,7 @@ def render_html(study: StudyData) -> str:
         value_text=format_value,
         charts=charts(study),
         comparisons=compare_expected(study),
-        rules={"chance_factor": f"{CHANCE_FACTOR:g}", "close_points": f"{CLOSE_POINTS * 100:g}",
-               "improving_acc": f"{IMPROVING_ACC * 100:g}", "improving_loss": f"{IMPROVING_LOSS * 100:g}",
-               "unstable_drop": f"{UNSTABLE_DROP * 100:g}"},
+        rules=rules_text(),
         generated=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         version=__version__,
     )

@@ -173,6 +173,8 @@ class Study:
     compared: str  #: one sentence: what is compared and why (printed under the table)
     tolerances: dict[str, float] = field(default_factory=dict)  #: metric -> allowed |measured - published|
     checks: tuple[Check, ...] = ()
+    #: Our data are the study's, so our verdict must equal the published one (else it is only shown beside it).
+    verdicts_checked: bool = False
 
 
 LR_05, LR_1, LR_2, LR_3, LR_4 = {"lr": 0.5}, {"lr": 0.1}, {"lr": 0.01}, {"lr": 0.001}, {"lr": 0.0001}
@@ -196,9 +198,11 @@ def _schedule_checks() -> tuple[Check, ...]:
 STUDIES: dict[str, Study] = {
     "study-a-fashion-fcn-adam": Study(
         "Same data as the study (full Fashion-MNIST): the numbers themselves, val/acc (the test split) and "
-        "train/acc within 1.5 points; train/loss shown. Shape: lr 0.0001 the worst.",
+        "train/acc within 1.5 points, and our verdicts equal the published ones; train/loss shown. Shape: lr 0.0001 "
+        "the worst.",
         tolerances={"val/acc": 0.015, "train/acc": 0.015},
         checks=(worst(LR_4),),
+        verdicts_checked=True,
     ),
     "study-b-mnist-cnn-small": Study(
         "Our MNIST subset is 8,000 / 2,000 images (the study's 10,000 / 2,000), so the shape: lr 0.1 near chance, "
@@ -320,6 +324,10 @@ def rows_for(data: StudyData, study: Study) -> list[Row]:
         checks += [_tolerance_check(line, study.tolerances) for line in lines if _base(line) in study.tolerances]
         checks += [(check.text, _safe(check, result, data)) for check in study.checks
                    if data.matches(check.config, result)]
+        expected = comparison.expected if comparison else None
+        if study.verdicts_checked and expected is not None and expected.verdict:
+            ours = result.verdict.label if result.verdict else result.state
+            checks.append((f"verdict {expected.verdict}, as published (ours: {ours})", ours == expected.verdict))
         rows.append(Row(result.label, result, comparison.expected if comparison else None, lines, checks))
     for comparison in comparisons:
         if comparison.row is None:

@@ -25,9 +25,9 @@ from lrtrack.report import (
     StudyData,
     compare_expected,
     config_label,
-    judge,
     render_html,
 )
+from lrtrack.verdicts import judge
 
 LRS = [0.01, 0.2, 20.0]  # digits + SGD: too slow, good, diverging (train loss > 100 in epoch 1)
 
@@ -285,7 +285,7 @@ def test_verdict_rules():
                       "lr=0.05": "unstable", "lr=0.1": "near chance", "lr=10": "diverged", "lr=5": "diverged"}
     reasons = {r.label: r.verdict.reason for r in data.rows}
     assert "10.00 points behind the best (lr=0.01: 90.00%)" in reasons["lr=0.001"]
-    assert "val acc +10.00 points in the last epoch" in reasons["lr=0.001"]
+    assert "val acc +10.00 points/epoch over epochs 1-3" in reasons["lr=0.001"]
     assert reasons["lr=0.01"].startswith("final val/acc 90.00%, highest of 4 configs "
                                          "(not ranked: lr=0.1 near chance, lr=10 diverged, lr=5 diverged)")
     assert "0.50 points behind" in reasons["lr=0.02"]

@@ -1,0 +1,295 @@
+"""Verdicts: what a learning-rate study says of each configuration, computed from its numbers.
+
+The one definition, used by the HTML, Markdown and W&B reports, ``sweep show``,
+``lrtrack reproduce`` and the dashboard. `judge` gives every `ConfigResult` of a study
+a `Verdict` with the numbers behind it, in this order:
+
+1. ``diverged`` (train loss non-finite or above the run's ``diverge_loss``),
+   ``near chance`` (final val accuracy at most `CHANCE_FACTOR` x chance);
+2. ``cancelled`` / ``interrupted`` / ``early-stopped`` for a run that stopped before its
+   configured epochs while complete runs exist: it is not ranked against them, so it is
+   never ``best`` over a run that trained to the end;
+3. within each *group* of runs that share every setting but the learning rate (so an
+   ``optimizer x lr`` sweep is judged per optimizer), against the group's best final
+   metric: ``best`` (the best of the whole sweep; ``best for optimizer=sgd`` for the best
+   of another group), ``within 1 point of best``, then by the learning rate's side:
+   - below the best's rate and `still_learning`: ``too slow``;
+   - above the best's rate: ``unstable`` when val accuracy fell more than
+     `UNSTABLE_DROP` from its own best epoch, else ``too fast`` when its curve stalls,
+     oscillates or falls from its peak (`settled`);
+   - otherwise, and in sweeps that do not vary ``lr``: ``unstable`` (a large fall),
+     ``too slow`` (still learning) or ``worse``.
+
+**Still learning** is measured over the last `WINDOW` epochs, not one epoch against a
+threshold: the least-squares slope of val accuracy must be positive, gain at least
+`MIN_GAIN` over the window, and stand out of the epoch-to-epoch noise (slope at least
+twice its standard error); or train loss must have fallen in every one of those epochs,
+by at least `MIN_LOSS_FALL` in all. With only two epochs the one difference must exceed
+`MIN_GAIN`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from lrtrack.config import format_value
+
+if TYPE_CHECKING:
+    from lrtrack.report import ConfigResult, StudyData
+
+#: "near chance": final accuracy at most this many times chance level.
+CHANCE_FACTOR = 1.5
+#: Accuracies within this many points (fractions: 0.01) of the best count as "as good".
+CLOSE_POINTS = 0.01
+#: Unstable: final val acc this far below the run's own best epoch.
+UNSTABLE_DROP = 0.02
+#: Epochs at the end of a run over which "still learning" is measured.
+WINDOW = 4
+#: Still learning: val acc gains at least this much over the window (0.2 points)...
+MIN_GAIN = 0.002
+#: ...or train loss falls in every epoch of the window, by this fraction in all.
+MIN_LOSS_FALL = 0.02
+#: Runs ended in these states trained to their end (or diverged): they are ranked.
+COMPLETED = ("finished", "diverged", "early-stopped")
+#: Runs stopped from outside before their configured epochs.
+STOPPED = ("cancelled", "interrupted", "early-stopped")
+
+
+def rules_text() -> str:
+    """The rules in one paragraph, with the numbers in force (the HTML report's footer)."""
+    return (f"diverged = non-finite train loss or above the run's divergence limit; near chance = final val acc "
+            f"<= {CHANCE_FACTOR:g} x chance; runs stopped before their epochs are not ranked against complete ones; "
+            f"within each group of runs sharing all but lr: best = best final metric, within 1 point = at most "
+            f"{CLOSE_POINTS * 100:g} point behind it; too slow = a lower rate, behind and still learning (over the last "
+            f"{WINDOW} epochs: val acc slope > 0, gain >= {MIN_GAIN * 100:g} points and >= 2 standard errors, or train "
+            f"loss falling every epoch, >= {MIN_LOSS_FALL:.0%} in all); too fast = a higher rate whose val acc stalls, "
+            f"oscillates or sits below its peak; unstable = final val acc more than {UNSTABLE_DROP * 100:g} points "
+            f"below the run's own best.")
+
+
+@dataclass
+class Verdict:
+    label: str  #: short: "best", "diverged", "too slow"...
+    kind: str  #: css class / markdown marker: good, ok, slow, bad
+    reason: str  #: the numbers that justify it
+
+
+def judge(study: StudyData) -> None:
+    """Give every config of ``study`` a verdict (see the module docstring)."""
+    key, maximize = study.metric.name, study.metric.goal == "maximize"
+    near_chance = CHANCE_FACTOR * study.chance
+    candidates: list[ConfigResult] = []
+    for row in study.rows:
+        row.verdict = _failure_verdict(row, near_chance)
+        if row.verdict is None and row.final(key) is not None:
+            candidates.append(row)
+    complete = [row for row in candidates if not _stopped_early(row, study)]
+    if complete:
+        for row in candidates:
+            if row not in complete:
+                planned = _planned_epochs(row, study)
+                row.verdict = Verdict(row.state, "bad", f"stopped after {row.epochs_run} of {planned} epochs "
+                                      f"({row.state}); not ranked against runs that trained to the end")
+    ranked = complete or candidates
+    if not ranked:
+        return
+    score = lambda r: r.final(key)  # noqa: E731
+    overall = (max if maximize else min)(ranked, key=score)
+    excluded = [f"{r.label} {r.verdict.label}" for r in study.rows if r.verdict is not None]
+    by_lr = "lr" in study.swept
+    for group in _groups(ranked, study.swept if by_lr else []):
+        best = (max if maximize else min)(group, key=score)
+        for row in group:
+            row.verdict = _ranked_verdict(row, best, overall, key, maximize, by_lr, len(ranked), excluded, study)
+    if by_lr:
+        _near_chance_by_rate(study, ranked, maximize, score)
+
+
+def _near_chance_by_rate(study: StudyData, ranked: list[ConfigResult], maximize: bool, score) -> None:
+    """A near-chance run below its group's best rate that is still learning is ``too slow``
+    (it has barely started); one above the best rate says so in its reason (too fast)."""
+    bests = {}
+    for group in _groups(ranked, study.swept):
+        bests[_group_key(group[0], study.swept)] = (max if maximize else min)(group, key=score)
+    for row in study.rows:
+        if row.verdict is None or row.verdict.label != "near chance":
+            continue
+        best = bests.get(_group_key(row, study.swept))
+        lr, best_lr = row.config.get("lr"), best.config.get("lr") if best else None
+        if not isinstance(lr, (int, float)) or not isinstance(best_lr, (int, float)):
+            continue
+        learning = still_learning(row)
+        if lr < best_lr and learning:
+            row.verdict = Verdict("too slow", "slow", f"rate {format_value(lr)} below the best's "
+                                  f"{format_value(best_lr)}: {row.verdict.reason}, but still learning ({learning})")
+        elif lr > best_lr:
+            row.verdict = Verdict("near chance", "bad", f"{row.verdict.reason}; rate {format_value(lr)} above the "
+                                  f"best's {format_value(best_lr)}: too fast to learn")
+
+
+def _ranked_verdict(row: ConfigResult, best: ConfigResult, overall: ConfigResult, key: str, maximize: bool,
+                    by_lr: bool, ranked: int, excluded: list[str], study: StudyData) -> Verdict:
+    value, best_value = row.final(key), best.final(key)
+    learning = still_learning(row)
+    if row is best:
+        if row is overall:
+            reason = f"final {key} {_fmt(key, value)}, {'highest' if maximize else 'lowest'} of {ranked} configs"
+            if excluded:
+                reason += f" (not ranked: {', '.join(excluded)})"
+            label = "best"
+        else:
+            reason = f"final {key} {_fmt(key, value)}, the best of its group; overall best {overall.label}: " \
+                     f"{_fmt(key, overall.final(key))}"
+            label = f"best for {_group_label(row, study)}"
+        if learning:
+            reason += f"; still learning at epoch {row.epochs_run} ({learning})"
+        return Verdict(label, "good" if row is overall else "ok", reason)
+    gap = (best_value - value) if maximize else (value - best_value)
+    behind = f"{_gap_text(key, gap, best_value)} behind the best ({best.label}: {_fmt(key, best_value)})"
+    drop = _drop_from_best(row)
+    if _is_close(key, gap, best_value) and not drop:
+        return Verdict("within 1 point of best" if key.endswith("acc") else "close to best", "ok", behind)
+    lr, best_lr = row.config.get("lr"), best.config.get("lr")
+    if by_lr and isinstance(lr, (int, float)) and isinstance(best_lr, (int, float)) and lr != best_lr:
+        if lr < best_lr:
+            if learning:
+                return Verdict("too slow", "slow", f"rate {format_value(lr)} below the best's {format_value(best_lr)}, "
+                               f"{behind}, still learning ({learning})")
+        else:
+            if drop:
+                return Verdict("unstable", "bad", f"rate {format_value(lr)} above the best's {format_value(best_lr)}: "
+                               f"{drop}; {behind}")
+            how = settled(row)
+            if how:
+                return Verdict("too fast", "bad", f"rate {format_value(lr)} above the best's {format_value(best_lr)}: "
+                               f"{how}; {behind}")
+    if drop:
+        return Verdict("unstable", "bad", f"{drop}; {behind}")
+    if learning:
+        return Verdict("too slow", "slow", f"{behind}, still learning ({learning})")
+    return Verdict("worse", "slow", f"{behind}, no longer improving")
+
+
+def still_learning(row: ConfigResult) -> str:
+    """Why the run was still learning at its end (``val acc +0.45 points/epoch over epochs 2-5``), or ''."""
+    epochs, accs = _tail(row, "val/acc")
+    if len(accs) == 2:
+        gain = accs[1] - accs[0]
+        return f"val acc +{gain * 100:.2f} points in the last epoch" if gain >= MIN_GAIN else ""
+    reasons = []
+    if len(accs) >= 3:
+        slope, stderr = _slope(accs)
+        if slope > 0 and slope * (len(accs) - 1) >= MIN_GAIN and slope >= 2 * stderr:
+            reasons.append(f"val acc +{slope * 100:.2f} points/epoch over epochs {epochs[0]}-{epochs[-1]}")
+    epochs, losses = _tail(row, "train/loss")
+    if len(losses) >= 3 and all(b < a for a, b in zip(losses, losses[1:])) and losses[0] > 0:
+        fall = (losses[0] - losses[-1]) / losses[0]
+        if fall >= MIN_LOSS_FALL:
+            reasons.append(f"train loss fell in each of epochs {epochs[1]}-{epochs[-1]}, -{fall:.0%} in all")
+    return ", ".join(reasons)
+
+
+def settled(row: ConfigResult) -> str:
+    """How a run stopped gaining at its end — stalled, oscillating or below its peak — or ''."""
+    epochs, accs = _tail(row, "val/acc")
+    if len(accs) < 2:
+        return ""
+    best = row.best_val_acc
+    if best is not None and accs[-1] < best - CLOSE_POINTS / 2:
+        return f"val acc {accs[-1]:.2%} at epoch {epochs[-1]}, below its peak {best:.2%} (epoch {row.best_epoch})"
+    steps = [b - a for a, b in zip(accs, accs[1:])]
+    if any(s < 0 for s in steps) and any(s > 0 for s in steps):
+        return f"val acc oscillates over epochs {epochs[0]}-{epochs[-1]} ({', '.join(f'{s * 100:+.2f}' for s in steps)} points)"
+    if not still_learning(row):
+        return f"val acc stalled over epochs {epochs[0]}-{epochs[-1]} ({(accs[-1] - accs[0]) * 100:+.2f} points)"
+    return ""
+
+
+def _tail(row: ConfigResult, key: str) -> tuple[list[int], list[float]]:
+    epochs, values = row.series(key)
+    pairs = [(e, v) for e, v in zip(epochs, values) if v is not None and math.isfinite(v)][-WINDOW:]
+    return [e for e, _ in pairs], [v for _, v in pairs]
+
+
+def _slope(values: list[float]) -> tuple[float, float]:
+    """Least-squares slope per epoch and its standard error."""
+    n = len(values)
+    xs = range(n)
+    x_mean, y_mean = (n - 1) / 2, sum(values) / n
+    sxx = sum((x - x_mean) ** 2 for x in xs)
+    slope = sum((x - x_mean) * (y - y_mean) for x, y in zip(xs, values)) / sxx
+    residuals = [y - (y_mean + slope * (x - x_mean)) for x, y in zip(xs, values)]
+    stderr = math.sqrt(sum(r * r for r in residuals) / (n - 2) / sxx) if n > 2 else 0.0
+    return slope, stderr
+
+
+def _groups(rows: list[ConfigResult], swept: list[str]) -> list[list[ConfigResult]]:
+    """Runs that share every swept setting but ``lr``, in order of first appearance."""
+    groups: dict[str, list[ConfigResult]] = {}
+    for row in rows:
+        groups.setdefault(_group_key(row, swept), []).append(row)
+    return list(groups.values())
+
+
+def _group_key(row: ConfigResult, swept: list[str]) -> str:
+    return repr([format_value(row.config.get(k)) for k in swept if k != "lr"])
+
+
+def _group_label(row: ConfigResult, study: StudyData) -> str:
+    return " ".join(f"{k}={format_value(row.config.get(k))}" for k in study.swept if k != "lr")
+
+
+def _planned_epochs(row: ConfigResult, study: StudyData) -> Any:
+    return row.config.get("epochs", study.fixed.get("epochs", "?"))
+
+
+def _stopped_early(row: ConfigResult, study: StudyData) -> bool:
+    planned = _planned_epochs(row, study)
+    return row.state in STOPPED and isinstance(planned, int) and row.epochs_run < planned
+
+
+def _failure_verdict(row: ConfigResult, near_chance: float) -> Verdict | None:
+    """diverged / failed / near chance, or None when the config trained normally."""
+    losses = row.series("train/loss")[1]
+    bad = next((i for i, loss in enumerate(losses) if loss is None or not math.isfinite(loss) or loss > row.diverge_loss),
+               None)
+    if row.state == "diverged" or bad is not None:
+        if bad is None:
+            return Verdict("diverged", "bad", f"stopped as diverged after {row.epochs_run} epoch(s)")
+        epoch, loss = row.history[bad]["epoch"], losses[bad]
+        what = "became non-finite" if loss is None or not math.isfinite(loss) else f"reached {loss:.4g} (limit {row.diverge_loss:g})"
+        return Verdict("diverged", "bad", f"train loss {what} at epoch {epoch}")
+    if not row.history:
+        return Verdict(row.state, "bad", f"no epoch completed (state {row.state})")
+    acc = row.final("val/acc")
+    if acc is not None and acc <= near_chance:
+        best = f"; best {row.best_val_acc:.2%}" if row.best_val_acc is not None else ""
+        return Verdict("near chance", "bad",
+                       f"final val acc {acc:.2%} <= {CHANCE_FACTOR:g} x chance ({near_chance:.0%}){best}")
+    return None
+
+
+def _drop_from_best(row: ConfigResult) -> str:
+    """``val acc fell from 96.2% (epoch 2) to 91.0%`` when the run lost more than UNSTABLE_DROP."""
+    final, best = row.final("val/acc"), row.best_val_acc
+    if final is None or best is None or best - final <= UNSTABLE_DROP:
+        return ""
+    return f"val acc fell from {best:.2%} (epoch {row.best_epoch}) to {final:.2%} at epoch {row.epochs_run}"
+
+
+def _is_close(key: str, gap: float, best: float) -> bool:
+    return gap <= CLOSE_POINTS + 1e-12 if key.endswith("acc") else gap <= 0.05 * abs(best)
+
+
+def _gap_text(key: str, gap: float, best: float) -> str:
+    if key.endswith("acc"):
+        return f"{gap * 100:.2f} points"
+    return f"{gap:.4g} ({gap / abs(best):.0%})" if best else f"{gap:.4g}"
+
+
+def _fmt(key: str, value: float | None) -> str:
+    from lrtrack.report import _fmt as report_fmt
+
+    return report_fmt(key, value)

@@ -1,0 +1,82 @@
+"""Verdicts in the studies' own terms (`lrtrack.verdicts`), on synthetic curves with known answers."""
+
+from __future__ import annotations
+
+from test_report import run, study
+
+from lrtrack.verdicts import judge, still_learning
+
+
+def verdicts(data) -> dict[str, str]:
+    judge(data)
+    return {row.label: row.verdict.label for row in data.rows}
+
+
+def test_study_a_as_published_best_within_one_point_too_slow():
+    # Study A's measured curves (full Fashion-MNIST, 5 epochs); lr 0.0001's train loss fell 4.7% in
+    # its last epoch, so the old one-epoch rule (5%) called it "worse"
+    rows = [run(1, 0.001, [0.84, 0.855, 0.862, 0.866, 0.8708], [0.50, 0.38, 0.35, 0.33, 0.31]),
+            run(2, 0.0005, [0.83, 0.85, 0.857, 0.862, 0.8652], [0.55, 0.41, 0.37, 0.35, 0.335]),
+            run(3, 0.0001, [0.78, 0.82, 0.83, 0.835, 0.8371], [0.80, 0.55, 0.49, 0.455, 0.4337])]
+    assert verdicts(study(rows)) == {"lr=0.001": "best", "lr=0.0005": "within 1 point of best", "lr=0.0001": "too slow"}
+    assert "still learning" in rows[2].verdict.reason and "below the best's 0.001" in rows[2].verdict.reason
+
+
+def test_study_b_and_d_shapes():
+    b = [run(1, 0.1, [0.11, 0.10, 0.115], [2.3, 2.31, 2.3]),
+         run(2, 0.01, [0.93, 0.955, 0.9645], [0.3, 0.15, 0.11]),
+         run(3, 0.0001, [0.578, 0.656, 0.7915], [2.0, 1.5, 1.1])]
+    assert verdicts(study(b)) == {"lr=0.1": "near chance", "lr=0.01": "best", "lr=0.0001": "too slow"}
+    assert "too fast" in b[0].verdict.reason
+    d = [run(1, 0.5, [0.10, 0.1025, 0.1, 0.101, 0.1025], [2.31, 2.31, 2.31, 2.31, 2.31]),
+         run(2, 0.01, [0.90, 0.92, 0.93, 0.94, 0.9425], [0.4, 0.27, 0.22, 0.2, 0.186]),
+         run(3, 0.0001, [0.119, 0.125, 0.131, 0.137, 0.143], [2.30, 2.29, 2.28, 2.27, 2.26])]
+    assert verdicts(study(d)) == {"lr=0.5": "near chance", "lr=0.01": "best", "lr=0.0001": "too slow"}
+
+
+def test_noise_does_not_make_a_run_too_slow_where_one_epoch_would():
+    noisy = run(1, 0.001, [0.80, 0.81, 0.79, 0.815], [0.60, 0.55, 0.57, 0.54])  # +2.5 points in the last epoch
+    assert not still_learning(noisy)
+    steady = run(2, 0.001, [0.80, 0.805, 0.81, 0.815], [0.60, 0.59, 0.585, 0.58])  # +0.5 points each epoch
+    assert still_learning(steady)
+    best = run(3, 0.01, [0.90, 0.92, 0.93, 0.93], [0.3, 0.25, 0.24, 0.24])
+    labels = verdicts(study([noisy, best]))
+    assert labels["lr=0.001"] == "worse"
+    assert verdicts(study([steady, best]))["lr=0.001"] == "too slow"
+
+
+def test_a_rate_above_the_best_that_oscillates_or_falls_is_too_fast_or_unstable():
+    best = run(1, 0.01, [0.90, 0.93, 0.94, 0.95], [0.3, 0.2, 0.17, 0.15])
+    oscillating = run(2, 0.1, [0.85, 0.88, 0.86, 0.875], [0.5, 0.45, 0.48, 0.46])
+    falling = run(3, 0.3, [0.85, 0.90, 0.80, 0.78], [0.5, 0.4, 0.6, 0.7])
+    labels = verdicts(study([best, oscillating, falling]))
+    assert labels == {"lr=0.01": "best", "lr=0.1": "too fast", "lr=0.3": "unstable"}
+    assert "oscillates" in oscillating.verdict.reason and "above the best's 0.01" in oscillating.verdict.reason
+    assert "fell from 90.00% (epoch 2)" in falling.verdict.reason
+
+
+def test_an_optimizer_by_lr_grid_is_judged_per_optimizer():
+    rows = [run(1, 0.1, [0.85, 0.88, 0.90], [0.5, 0.4, 0.35], optimizer="sgd"),
+            run(2, 0.01, [0.50, 0.60, 0.70], [1.5, 1.2, 0.9], optimizer="sgd"),
+            run(3, 0.001, [0.90, 0.93, 0.95], [0.3, 0.2, 0.15], optimizer="adam"),
+            run(4, 0.01, [0.82, 0.80, 0.815], [0.5, 0.6, 0.55], optimizer="adam")]
+    labels = verdicts(study(rows, swept=["lr", "optimizer"]))
+    assert labels == {"lr=0.1 optimizer=sgd": "best for optimizer=sgd", "lr=0.01 optimizer=sgd": "too slow",
+                      "lr=0.001 optimizer=adam": "best", "lr=0.01 optimizer=adam": "too fast"}
+    # sgd's 0.01 is judged against sgd's best (0.1), not against adam's 0.001 (which would make it too fast)
+    assert "behind the best (lr=0.1 optimizer=sgd" in rows[1].verdict.reason
+
+
+def test_a_cancelled_short_run_is_never_best_over_a_complete_one():
+    cancelled = run(1, 0.01, [0.95], [0.2], state="cancelled")
+    complete = run(2, 0.001, [0.5 + 0.02 * e for e in range(20)], [1.0 - 0.02 * e for e in range(20)])
+    labels = verdicts(study([cancelled, complete], fixed={"dataset": "digits", "epochs": 20}))
+    assert labels == {"lr=0.01": "cancelled", "lr=0.001": "best"}
+    assert "stopped after 1 of 20 epochs" in cancelled.verdict.reason
+
+
+def test_without_a_learning_rate_axis_the_plain_rules_stay():
+    rows = [run(1, 0.01, [0.90, 0.92, 0.93], [0.3, 0.25, 0.22], optimizer="adam"),
+            run(2, 0.01, [0.60, 0.70, 0.80], [1.2, 0.9, 0.7], optimizer="sgd")]
+    labels = verdicts(study(rows, swept=["optimizer"]))
+    assert labels == {"lr=0.01 optimizer=adam": "best", "lr=0.01 optimizer=sgd": "too slow"}
