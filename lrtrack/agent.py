@@ -350,7 +350,8 @@ class Agent:
         0 only for a run that completed); no signal can land between the two."""
         if member.attempt.id not in self._open:
             return
-        with signals_deferred(raise_after=not _stop_signals):
+        stopping = bool(_stop_signals)
+        with signals_deferred(raise_after=False):
             fault_point("store-finish")
             final, run_state = self.store.finish_attempt(member.attempt.id, state, summary,
                                                          history=member.unstored or None)
@@ -364,6 +365,8 @@ class Agent:
         requeue = " (requeued)" if run_state == "pending" else ""
         self.report.run_ended(_run_name(member.run, member.attempt), final + error + requeue, metric, value,
                               getattr(member.logger, "folder", None))
+        if not stopping:
+            check_stop()  # a signal that arrived while recording: stop now, the attempt is safe
 
     def _release(self, exc: BaseException) -> None:
         """The agent is stopping: record every attempt it still holds, once.
@@ -385,6 +388,7 @@ class Agent:
                     found = self.store.find_claim(token)
                     if found is not None and found[0] not in self._open:
                         self.store.finish_attempt(found[0], state, summary)
+                        self.report(f"attempt {found[1]} (W&B run {token}): {state}, claimed as the agent stopped")
                     self._claiming.remove(token)
                 for member in list(self._open.values()):
                     self._record(member, state, summary)
