@@ -445,7 +445,7 @@ class SqlStore(Store):
         """
         from sqlalchemy import inspect, select, text
 
-        with self._transaction() as conn:
+        def schema(conn: Connection) -> str | None:
             if not self._is_sqlite:  # several agents may open a new database at once
                 conn.execute(text("SELECT pg_advisory_xact_lock(7163124)"))
             names = set(inspect(conn).get_table_names())
@@ -456,7 +456,7 @@ class SqlStore(Store):
                     raise NoStoreError(_no_store_message(self.url))
                 self._metadata.create_all(conn)
                 conn.execute(self._meta.insert().values(key="schema_version", value=str(SCHEMA_VERSION)))
-                return
+                return str(SCHEMA_VERSION)
             version = conn.execute(select(self._meta.c.value).where(self._meta.c.key == "schema_version")).scalar()
             if version and version.isdigit() and 1 <= int(version) < SCHEMA_VERSION:
                 for step in MIGRATIONS[int(version) - 1:]:
@@ -464,6 +464,19 @@ class SqlStore(Store):
                 conn.execute(self._meta.update().where(self._meta.c.key == "schema_version")
                              .values(value=str(SCHEMA_VERSION)))
                 version = str(SCHEMA_VERSION)
+            return version
+
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with self._transaction() as conn:
+                    version = schema(conn)
+                break
+            except StoreError as exc:  # SQLite's short busy timeout: wait for other agents' writes
+                locked = self._is_sqlite and "database is locked" in str(exc)
+                if not locked or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)
         if version != str(SCHEMA_VERSION):
             raise StoreOpenError(
                 f"{self.url}: store schema version {version}, this lrtrack needs {SCHEMA_VERSION} "

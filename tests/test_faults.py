@@ -97,42 +97,40 @@ def assert_exactly_once(store: str, sweep_id: str, wandb_dir: Path, points: int,
 
 
 def test_a_stop_signal_at_every_point_leaves_each_attempt_recorded_once(tmp_path, offline_wandb):
-    """One agent per named point, each SIGTERMed there, all at once on their own grid points;
-    then a clean agent. The claim, W&B init, epoch and checkpoint windows end interrupted and
-    requeued; a signal while the attempt is being recorded waits until it is (finished)."""
+    """One agent per named point, each SIGTERMed there, all at once on their own grid points,
+    plus one SIGKILLed between the store's finish and W&B's; then a clean agent.
+
+    The claim, W&B init, epoch and checkpoint windows end interrupted and requeued (never a
+    failure); a signal while the attempt is being recorded waits until it is (finished). The
+    SIGKILLed run is finished in the store, never retrained, and `sync` flags its W&B file."""
     from lrtrack.faults import POINTS
 
     store = f"sqlite:///{tmp_path}/store.db"
-    lrs = [0.01 * (i + 1) for i in range(len(POINTS))]
-    sweep_id = create(write_spec(tmp_path / "grid.yaml", lrs, epochs=2), store)
-    agents = {point: spawn_agent(sweep_id, store, "--count", "1", fault=f"{point}:SIGTERM") for point in POINTS}
-    for point, proc in agents.items():
+    faults = [f"{point}:SIGTERM" for point in POINTS] + ["wandb-finish:SIGKILL"]
+    sweep_id = create(write_spec(tmp_path / "grid.yaml", [0.01 * (i + 1) for i in range(len(faults))]), store)
+    agents = {fault: spawn_agent(sweep_id, store, "--count", "1", fault=fault) for fault in faults}
+    for fault, proc in agents.items():
         out, err = proc.communicate(timeout=300)
-        assert proc.returncode == 143, (point, out, err)
-        assert "agent stopped" in out, (point, out, err)
+        if fault.endswith("SIGKILL"):
+            assert proc.returncode == -signal.SIGKILL
+            continue
+        assert proc.returncode == 143, (fault, out, err)
+        assert "agent stopped" in out, (fault, out, err)
+    killed = agents["wandb-finish:SIGKILL"].pid
+    with open_store(store, create=False) as opened:
+        (killed_run,) = [r for r in opened.runs(sweep_id) if r.attempts[0].worker.endswith(f":{killed}")]
+    killed_id = killed_run.attempts[0].wandb_run_id
+    assert [a.state for a in killed_run.attempts] == ["finished"]  # the store's finish came first
+
     clean = run_agent(sweep_id, store)
     assert clean.returncode == 0, clean.stderr
-    runs = assert_exactly_once(store, sweep_id, offline_wandb, len(POINTS))
+    runs = assert_exactly_once(store, sweep_id, offline_wandb, len(faults), incomplete=(killed_id,))
     states = sorted(a.state for r in runs for a in r.attempts)
-    # claim, wandb-init, epoch, checkpoint: interrupted; store-finish, wandb-finish: finished where they were
-    assert states.count("interrupted") == 4 and states.count("finished") == len(POINTS)
-    assert not any(a.state in ("failed", "crashed") for r in runs for a in r.attempts)  # no attempt used up
-
-
-def test_sigkill_between_the_store_and_wandb_is_flagged_and_never_retrained(tmp_path, offline_wandb):
-    store = f"sqlite:///{tmp_path}/store.db"
-    sweep_id = create(write_spec(tmp_path / "grid.yaml", [0.01, 0.02]), store)
-    killed = run_agent(sweep_id, store, "--count", "1", fault="wandb-finish:SIGKILL")
-    assert killed.returncode == -signal.SIGKILL
-    assert run_agent(sweep_id, store).returncode == 0
-    with open_store(store, create=False) as opened:
-        first = opened.runs(sweep_id)[0]  # the killed agent's (--count 1: the first grid point)
-    killed_id = first.attempts[0].wandb_run_id
-    assert [a.state for a in first.attempts] == ["finished"]  # the store's finish came first: not retrained
-    assert_exactly_once(store, sweep_id, offline_wandb, 2, incomplete=(killed_id,))
+    # claim, wandb-init, epoch, checkpoint: interrupted; the others finished where they were
+    assert states.count("interrupted") == 4 and states.count("finished") == len(faults)
     sync = lrtrack("sync", sweep_id, "--dry-run", "--store", store)
     assert sync.returncode == 0, sync.stderr
-    assert f"W&B run {killed_id} (run 1 attempt 1, finished in the store): incomplete" in sync.stderr
+    assert f"W&B run {killed_id} (run {killed_run.number} attempt 1, finished in the store): incomplete" in sync.stderr
 
 
 def test_an_exception_fails_the_attempt_and_the_same_error_again_and_again_stops_the_agent(tmp_path, offline_wandb):
@@ -157,6 +155,9 @@ def test_an_exception_fails_the_attempt_and_the_same_error_again_and_again_stops
 
     assert run_agent(sweep_id, store).returncode == 0  # the fault is gone: the rest of the grid finishes
     assert_exactly_once(store, sweep_id, offline_wandb, 3, failed=1)
+    report = lrtrack("report", sweep_id, "--store", store)
+    assert report.returncode == 0, report.stderr
+    assert "failed after 1 epoch(s): RuntimeError: injected fault at epoch" in report.stdout
 
 
 def test_preflight_a_missing_device_or_an_unwritable_wandb_dir_exits_2_before_claiming(tmp_path):
