@@ -134,8 +134,8 @@ def _exit_now(code: int) -> None:
     process, paid by every agent and ``lrtrack train``. Nothing is lost by
     skipping it: store transactions are committed, W&B runs still open are finished
     with ``code`` (`_finish_wandb_runs`), and the exit handlers (W&B's teardown among
-    them) still run; then the streams are
-    flushed and the process ends, unless a non-daemon thread is still working.
+    them) still run; then the streams are flushed and the process ends, unless a
+    non-daemon thread is still working.
     Only for the console script (``argv is None``): an in-process caller keeps a
     normal `SystemExit`.
     """
