@@ -7,6 +7,18 @@ offline or online W&B run, and records every epoch in the store. A background
 `Heartbeat` keeps the attempt alive by the database clock; an attempt whose
 agent died is requeued by whichever agent claims next after the grace period.
 
+When things go wrong
+--------------------
+Every claimed attempt is recorded exactly once: the agent keeps the attempts it
+claimed but has not recorded in ``_open`` (and the claim tokens of a claim in
+progress in ``_claiming``) and, whatever stops it (a signal, an exception), records
+each of them before it exits: ``interrupted`` (requeued, not a failure) after
+SIGINT/SIGTERM, ``failed`` with a one-line error after an exception. Recording an
+attempt (store first, then W&B's finish with the matching exit code) runs with
+signals deferred (`signals_deferred`), so a signal cannot split it. An exception
+that is not lrtrack's own (the model, the data, the device) fails only its
+attempt; `IDENTICAL_FAILURES` in a row with the same error stop the agent.
+
 `supervise` starts several agent processes (one per GPU with
 ``CUDA_VISIBLE_DEVICES`` set, or N CPU workers), forwards SIGINT/SIGTERM to
 them and reports each one's exit.
@@ -27,8 +39,9 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from lrtrack import sweep as sweeps_lib
 from lrtrack.errors import LrtrackError, StoreError, UserError
+from lrtrack.faults import fault_point
 from lrtrack.reporting import Reporter
-from lrtrack.store import new_id, run_state_after
+from lrtrack.store import new_id
 
 if TYPE_CHECKING:
     from lrtrack.store import AttemptRecord, RunRecord, Store
@@ -43,6 +56,14 @@ DONE_MESSAGES = {
     "count": "--count runs done",
 }
 
+#: Runs failing in a row with the same error after which an agent stops (exit 1): a
+#: broken model or device would otherwise fail every run of the grid.
+IDENTICAL_FAILURES = 3
+#: How long (seconds) an exiting agent keeps retrying the store to release its attempts.
+RELEASE_SECONDS = 10.0
+#: Tries of one epoch's store write (backoff 0.5, 1, 2 s between them) before the run is given up.
+EPOCH_WRITE_TRIES = 4
+
 
 class Terminated(KeyboardInterrupt):
     """SIGTERM, raised in the main thread so a run stops cleanly (exit code 143)."""
@@ -52,6 +73,8 @@ class Terminated(KeyboardInterrupt):
 
 #: SIGINT/SIGTERM received by this process since `raise_on_stop_signals`.
 _stop_signals: list[int] = []
+#: Nesting depth of `signals_deferred`: while above 0 a stop signal is only remembered.
+_deferred = 0
 
 
 def _stop_exception(signum: int) -> KeyboardInterrupt:
@@ -69,7 +92,8 @@ def raise_on_stop_signals() -> None:
 
     def handler(signum, frame):
         _stop_signals.append(signum)
-        raise _stop_exception(signum)
+        if not _deferred:
+            raise _stop_exception(signum)
 
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, handler)
@@ -81,6 +105,21 @@ def check_stop() -> None:
         raise _stop_exception(_stop_signals[-1])
 
 
+@contextlib.contextmanager
+def signals_deferred(raise_after: bool = True):
+    """A section no stop signal may split (recording an attempt in the store and W&B):
+    a signal received inside it is raised when it ends (``raise_after``), or only
+    remembered (an agent already stopping)."""
+    global _deferred
+    _deferred += 1
+    try:
+        yield
+    finally:
+        _deferred -= 1
+    if raise_after and not _deferred:
+        check_stop()
+
+
 @dataclass
 class AgentSettings:
     """How an agent behaves. Defaults suit runs of seconds to hours."""
@@ -89,7 +128,6 @@ class AgentSettings:
     heartbeat_seconds: float = 15.0  #: how often a running attempt heartbeats
     grace_seconds: float = 120.0  #: an attempt silent this long is requeued
     poll_seconds: float = 2.0  #: idle wait while other agents' runs are in flight
-    max_attempts: int = 3  #: attempts before a run is marked failed
     offline: bool = False  #: force offline W&B runs
     verbose: bool = False  #: show W&B's own console output
     worker: str = field(default_factory=lambda: default_worker_name())
@@ -138,10 +176,11 @@ class Member:
 
     run: RunRecord
     attempt: AttemptRecord
-    config: Any
-    logger: Any
-    label: str
+    config: Any = None
+    logger: Any = None
+    label: str = ""
     heartbeat: Heartbeat | None = None
+    unstored: list[dict[str, Any]] = field(default_factory=list)  #: epoch rows whose store write failed
 
 
 class Agent:
@@ -160,11 +199,25 @@ class Agent:
         self.report = Reporter.wrap(report)  # every line the agent prints goes through it
         self.pack = pack
         self.next_config = sweeps_lib.propose(self.sweep.wandb_config)
+        self._open: dict[int, Member] = {}  #: claimed attempts not recorded yet, by attempt id
+        self._claiming: list[str] = []  #: claim tokens of a claim that may have committed unseen
+        self._failures: tuple[str | None, int] = (None, 0)  #: the last error and how many runs in a row had it
 
     def run(self) -> AgentOutcome:
-        """Claim and train runs until the sweep is done, ``count`` is reached, or a signal."""
+        """Claim and train runs until the sweep is done, ``count`` is reached, or a signal.
+
+        Whatever ends it, every attempt it claimed is recorded once (see the module docstring).
+        """
         if self.sweep.backend == "wandb":
             return self._run_wandb()
+        preflight(self.spec)
+        try:
+            return self._loop()
+        except BaseException as exc:
+            self._release(exc)
+            raise
+
+    def _loop(self) -> AgentOutcome:
         done, waiting = 0, False
         while self.settings.count is None or done < self.settings.count:
             check_stop()
@@ -184,64 +237,73 @@ class Agent:
             done += len(claims)
         return AgentOutcome("count", done, self.sweep.id)
 
-    def _groups(self, claims: list[tuple[RunRecord, AttemptRecord]]) -> list[list[tuple[RunRecord, AttemptRecord]]]:
+    def _groups(self, claims: list[Member]) -> list[list[Member]]:
         """Claims split into groups that can train together (same model, data, batch size...)."""
         if len(claims) == 1:
             return [claims]
         from lrtrack.pack import pack_key
 
         groups: dict[Any, list] = {}
-        for run, attempt in claims:
+        for member in claims:
             try:
-                key = pack_key(sweeps_lib.train_config(self.spec, run))
+                key = pack_key(sweeps_lib.train_config(self.spec, member.run))
             except UserError:
-                key = ("invalid", run.id)
-            groups.setdefault(key, []).append((run, attempt))
+                key = ("invalid", member.run.id)
+            groups.setdefault(key, []).append(member)
         return list(groups.values())
 
-    def _claim(self, limit: int) -> tuple[list[tuple[RunRecord, AttemptRecord]], str | None]:
-        """Up to ``limit`` claimed (run, attempt) pairs, and the reason claiming stopped."""
-        claims: list[tuple[RunRecord, AttemptRecord]] = []
+    def _claim(self, limit: int) -> tuple[list[Member], str | None]:
+        """Up to ``limit`` claimed attempts, and the reason claiming stopped.
+
+        Each claim carries a fresh W&B run id as its token (`Store.claim_run`): stored in
+        the claim's own transaction, and the key `_release` finds a claim by when a
+        signal lands before the agent took note of it.
+        """
+        claims: list[Member] = []
         while len(claims) < limit:
-            claim = self.store.claim_run(
-                self.sweep.id, self.settings.worker, self.next_config,
-                grace_seconds=self.settings.grace_seconds, max_attempts=self.settings.max_attempts,
-            )
+            token = new_id()
+            self._claiming.append(token)
+            claim = self.store.claim_run(self.sweep.id, self.settings.worker, self.next_config,
+                                         grace_seconds=self.settings.grace_seconds, wandb_run_id=token)
+            fault_point("claim")
+            if claim.run is not None:
+                member = Member(claim.run, claim.attempt)
+                self._open[claim.attempt.id] = member
+                claims.append(member)
+            self._claiming.remove(token)
             if claim.run is None:
                 return claims, claim.reason
-            claims.append((claim.run, claim.attempt))
         return claims, None
 
-    def _prepare(self, run: RunRecord, attempt: AttemptRecord) -> Member | None:
-        """Config and W&B logger of a claimed attempt; None (attempt failed) if the config is invalid."""
+    def _prepare(self, member: Member) -> bool:
+        """Config and W&B logger of a claimed attempt; False (attempt failed) if the config is invalid."""
         from lrtrack.tracking import WandbLogger
 
+        run, attempt = member.run, member.attempt
         try:
-            config = sweeps_lib.train_config(self.spec, run)
+            member.config = sweeps_lib.train_config(self.spec, run)
         except UserError as exc:
-            self.store.finish_attempt(attempt.id, "failed", {"state": "failed", "error": "; ".join(exc.problems)},
-                                      max_attempts=1)
-            self.report(f"run {run.number}: invalid config: {exc}")
-            return None
-        label = sweeps_lib.run_label(self.spec, config)
-        wandb_id = new_id()
-        self.store.set_wandb_run_id(attempt.id, wandb_id)
-        logger = WandbLogger(
+            self._record(member, "failed", {"state": "failed", "error": "; ".join(exc.problems)})
+            return False
+        member.label = sweeps_lib.run_label(self.spec, member.config)
+        member.logger = WandbLogger(
             self.sweep.project, self.sweep.entity,
             mode="offline" if self.settings.offline else None,
-            name=label, group=self.sweep.id, run_id=wandb_id,
+            name=member.label, group=self.sweep.id, run_id=attempt.wandb_run_id,
             tags=[self.sweep.name, "lrtrack", f"attempt-{attempt.number}"],
             extra_config={"sweep_id": self.sweep.id, "run_number": run.number, "attempt": attempt.number},
             verbose=self.settings.verbose,
+            # the store records the attempt first, then W&B's run is finished (see `_record`)
+            before_finish=lambda summary: self._record(member, summary["state"], summary),
         )
-        self.report.run_started(_run_name(run, attempt), label, config.epochs, logger.describe())
-        return Member(run, attempt, config, logger, label)
+        self.report.run_started(_run_name(run, attempt), member.label, member.config.epochs, member.logger.describe())
+        return True
 
-    def _train_group(self, claims: list[tuple[RunRecord, AttemptRecord]]) -> None:
-        """Train claimed attempts (alone, or packed together) and record how each ended."""
+    def _train_group(self, claims: list[Member]) -> None:
+        """Train claimed attempts (alone, or packed together); each is recorded as it ends."""
         from lrtrack.train import run as train_run
 
-        members = [m for m in (self._prepare(run, attempt) for run, attempt in claims) if m is not None]
+        members = [member for member in claims if self._prepare(member)]
         if not members:
             return
         with contextlib.ExitStack() as stack:
@@ -251,38 +313,98 @@ class Agent:
             hooks = [self._epoch_hook(member) for member in members]
             try:
                 if len(members) == 1:
-                    results = [train_run(members[0].config, members[0].logger, on_epoch=hooks[0])]
+                    train_run(members[0].config, members[0].logger, on_epoch=hooks[0])
                 else:
                     from lrtrack.pack import run_packed
 
-                    results = run_packed([m.config for m in members], [m.logger for m in members], hooks)
-            except KeyboardInterrupt:
-                for member in members:
-                    self._finish(member, "interrupted", {"state": "interrupted"})
-                raise
-            except LrtrackError as exc:
-                for member in members:
-                    self._finish(member, "failed", {"state": "failed", "error": str(exc)})
+                    run_packed([m.config for m in members], [m.logger for m in members], hooks)
+            except (KeyboardInterrupt, StoreError):
+                raise  # `run` releases what is still open
+            except Exception as exc:  # the model, the data, the device, lrtrack's own checks
+                self._failed(members, exc)
                 return
-        for member, result in zip(members, results):
-            self._finish(member, result.state, result.summary)
+        self._failures = (None, 0)
 
-    def _finish(self, member: Member, state: str, summary: dict[str, Any]) -> None:
-        self.store.finish_attempt(member.attempt.id, state, summary, max_attempts=self.settings.max_attempts)
+    def _failed(self, members: list[Member], exc: Exception) -> None:
+        """An exception ended training: members not recorded yet fail with its one-line error
+        (traceback saved with the run); the same error `IDENTICAL_FAILURES` times in a row stops the agent."""
+        from lrtrack.train import describe_error, save_traceback
+
+        error = describe_error(exc)
+        traceback_file = None
+        for member in members:
+            if member.attempt.id in self._open:
+                where = member.logger.files_dir if member.logger is not None and member.logger.run is not None \
+                    else _traceback_dir() / member.attempt.wandb_run_id
+                traceback_file = save_traceback(exc, where)
+                self._record(member, "failed", {"state": "failed", "error": error,
+                                                "traceback": str(traceback_file)})
+        last, count = self._failures
+        count = count + 1 if error == last else 1
+        self._failures = (error, count)
+        if count >= IDENTICAL_FAILURES:
+            raise LrtrackError(f"{count} runs in a row failed with the same error, stopping: {error}")
+
+    def _record(self, member: Member, state: str, summary: dict[str, Any]) -> None:
+        """Record how the attempt ended, once: the store first, then W&B's finish (exit code
+        0 only for a run that completed); no signal can land between the two."""
+        if member.attempt.id not in self._open:
+            return
+        stopping = bool(_stop_signals)
+        with signals_deferred(raise_after=False):
+            fault_point("store-finish")
+            final, run_state = self.store.finish_attempt(member.attempt.id, state, summary,
+                                                         history=member.unstored or None)
+            self._open.pop(member.attempt.id, None)
+            fault_point("wandb-finish")
+            if member.logger is not None:
+                member.logger.close({**summary, "state": final})
         metric = self.sweep.wandb_config.get("metric", {}).get("name", "val/acc")
         value = summary.get(metric)
-        requeued = run_state_after(state, member.attempt.number, self.settings.max_attempts) == "pending"
-        requeue = " (requeued)" if requeued else ""
-        self.report.run_ended(_run_name(member.run, member.attempt), state + requeue, metric, value,
+        error = f" ({summary['error']})" if final == "failed" and summary.get("error") else ""
+        requeue = " (requeued)" if run_state == "pending" else ""
+        self.report.run_ended(_run_name(member.run, member.attempt), final + error + requeue, metric, value,
                               getattr(member.logger, "folder", None))
+        if not stopping:
+            check_stop()  # a signal that arrived while recording: stop now, the attempt is safe
+
+    def _release(self, exc: BaseException) -> None:
+        """The agent is stopping: record every attempt it still holds, once.
+
+        After a signal: ``interrupted`` (requeued). After an error: ``failed`` with it.
+        A store that is gone is not written (the attempts go stale and are requeued by the
+        next agent that can reach it); W&B's runs are closed as failed either way.
+        Bounded: the store is retried for `RELEASE_SECONDS` at most.
+        """
+        from lrtrack.train import describe_error
+
+        interrupted = isinstance(exc, KeyboardInterrupt)
+        state = "interrupted" if interrupted else "failed"
+        summary = {"state": state} if interrupted else {"state": state, "error": describe_error(exc)}
+        with signals_deferred(raise_after=False):
+            self.store.retry_seconds = min(self.store.retry_seconds, RELEASE_SECONDS)
+            try:
+                for token in list(self._claiming):
+                    found = self.store.find_claim(token)
+                    if found is not None and found[0] not in self._open:
+                        self.store.finish_attempt(found[0], state, summary)
+                        self.report(f"attempt {found[1]} (W&B run {token}): {state}, claimed as the agent stopped")
+                    self._claiming.remove(token)
+                for member in list(self._open.values()):
+                    self._record(member, state, summary)
+            except StoreError:
+                for member in self._open.values():
+                    if member.logger is not None:
+                        member.logger.close({**summary, "state": state})
 
     def _epoch_hook(self, member: Member):
         """After each epoch: store the row, then stop if asked to or if hyperband says so."""
         early_terminate = bool(self.sweep.wandb_config.get("early_terminate"))
 
         def hook(metrics: dict[str, Any]) -> str | None:
-            self.store.log_epoch(member.attempt.id, metrics)
+            self._store_epoch(member, metrics)
             self.report.epoch(_run_name(member.run, member.attempt), metrics, member.config.epochs)
+            fault_point("epoch")
             check_stop()
             if member.heartbeat is not None and (reason := member.heartbeat.stop_reason):
                 self.report(f"run {member.run.number}: stopping after epoch {metrics['epoch']} ({reason})")
@@ -295,6 +417,27 @@ class Agent:
             return None
 
         return hook
+
+    def _store_epoch(self, member: Member, metrics: dict[str, Any]) -> None:
+        """Store one epoch's row, retrying with backoff; rows that could not be written are
+        kept and written with the attempt's finish. A store that is gone stops at once."""
+        from lrtrack.errors import StoreGoneError
+
+        member.unstored.append(metrics)
+        delay = 0.5
+        for attempt in range(EPOCH_WRITE_TRIES):
+            try:
+                for row in list(member.unstored):
+                    self.store.log_epoch(member.attempt.id, row)
+                    member.unstored.remove(row)
+                return
+            except StoreGoneError:
+                raise
+            except StoreError:
+                if attempt == EPOCH_WRITE_TRIES - 1:
+                    raise
+                time.sleep(delay)
+                delay *= 2
 
     def _run_wandb(self) -> AgentOutcome:
         """W&B's hosted controller hands out configs; the training function is the same."""
@@ -321,6 +464,56 @@ class Agent:
 def _run_name(run: RunRecord, attempt: AttemptRecord) -> str:
     """How progress lines name an attempt: ``run 3 attempt 1``."""
     return f"run {run.number} attempt {attempt.number}"
+
+
+def preflight(spec: Any) -> None:
+    """Before the first claim: can this agent run the sweep at all? `UserError` (exit 2) if the
+    device it asks for does not exist here, or W&B's directory cannot be written."""
+    import tempfile
+
+    from lrtrack.tracking import resolve_wandb_mode
+    from lrtrack.wandb_files import wandb_root
+
+    devices = {spec.fixed.get("device", "auto")}
+    devices |= {str(v) for v in spec.parameters.get("device", {}).get("values", [])}
+    for name in sorted(devices - {"auto", "cpu"}):
+        problem = device_problem(name)
+        if problem:
+            raise UserError(f"device {name!r}: {problem}")
+    if resolve_wandb_mode() == "disabled":
+        return
+    root = wandb_root()
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=root, prefix=".lrtrack-write-test-"):
+            pass
+    except OSError as exc:
+        raise UserError(f"WANDB_DIR {root.parent}: W&B cannot write there ({exc.strerror or exc})") from None
+
+
+def device_problem(name: str) -> str | None:
+    """Why device ``name`` cannot be used on this machine, or None."""
+    import torch
+
+    try:
+        device = torch.device(name)
+    except RuntimeError as exc:
+        return str(exc).splitlines()[0]
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            return "no CUDA device is available on this machine"
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            return f"only {torch.cuda.device_count()} CUDA device(s) visible"
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        return "MPS is not available on this machine"
+    return None
+
+
+def _traceback_dir():
+    """Where the traceback of an attempt that failed before its W&B run started is saved."""
+    from lrtrack.wandb_files import wandb_root
+
+    return wandb_root() / "lrtrack-tracebacks"
 
 
 def default_worker_name() -> str:

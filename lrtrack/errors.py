@@ -31,6 +31,10 @@ class StoreError(LrtrackError):
     """The sweep store failed: a driver error, a corrupt file, a lost connection."""
 
 
+class StoreGoneError(StoreError):
+    """The store's file was deleted or replaced while an agent was using it: stop, don't write into the void."""
+
+
 class UnknownSweepError(UserError):
     """No sweep with that id in the store."""
 

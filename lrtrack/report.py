@@ -231,7 +231,7 @@ def _rows_from_wandb(record: SweepRecord, swept: list[str], fixed: dict[str, Any
     return rows
 
 
-# ---------------------------------------------------------------- verdicts
+# ---------------------------------------------------------------- cell formatting
 
 
 def _fmt(key: str, value: float | None) -> str:

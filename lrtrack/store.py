@@ -15,7 +15,11 @@ Vocabulary
   ``diverged``, ``early-stopped``, ``failed`` or ``cancelled``.
 - An **attempt** is one try at training a run, by one agent; it has its own W&B
   run id, heartbeat, per-epoch history and summary. A run whose agent died is
-  requeued (its attempt marked ``crashed``) and tried again, up to ``max_attempts``.
+  requeued (its attempt marked ``crashed``) and tried again. Only ``failed`` and
+  ``crashed`` attempts are failures: a run fails for good after the sweep's
+  ``max_attempts`` of them; ``interrupted`` (SIGTERM, Ctrl-C), ``cancelled`` and
+  ``superseded`` attempts never count. ``max_attempts`` belongs to the sweep
+  (`Store.create_sweep`, `Store.set_max_attempts`), not to the agent that claims.
 
 Exactly-once claims
 -------------------
@@ -29,6 +33,22 @@ the agents' clocks, which may disagree across machines.
 Every driver error leaves the store as one `StoreError` naming the store (the
 password masked); lost connections are retried with backoff first, so agents
 ride out a database restart.
+
+Idempotent retries
+------------------
+A transaction whose COMMIT was sent but whose acknowledgement was lost is retried
+by `SqlStore._do`. The writes that must not happen twice carry a token chosen by
+the caller before the first try: a claim carries the new attempt's W&B run id
+(`Store.claim_run` first looks for an attempt holding it), a new sweep its id.
+A retry that finds its token already committed returns that instead of writing again.
+
+A store that disappears
+-----------------------
+An SQLite store remembers the identity (device, inode) of its file when opened and
+checks it before every transaction: a file deleted or replaced under running
+agents raises `StoreGoneError` instead of writing into a new, empty file (or into
+the deleted one). A database whose tables were dropped fails with "no such table",
+which is a `StoreError` too.
 """
 
 from __future__ import annotations
@@ -44,7 +64,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterator
 
-from lrtrack.errors import NoStoreError, StoreError, StoreOpenError, UnknownSweepError
+from lrtrack.errors import NoStoreError, StoreError, StoreGoneError, StoreOpenError, UnknownSweepError, UserError
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection, Engine
@@ -52,12 +72,26 @@ if TYPE_CHECKING:
 #: Where the store lives when neither ``--store`` nor ``$LRTRACK_STORE`` says.
 DEFAULT_STORE = "sqlite:///.lrtrack/store.db"
 #: Bumped whenever the tables change; a store of another version is refused on open.
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+#: Failed or crashed attempts after which a run fails for good, unless the sweep says otherwise.
+DEFAULT_MAX_ATTEMPTS = 3
+#: Attempt states that count as failures toward ``max_attempts``.
+FAILURES = ("failed", "crashed")
+#: W&B run ids (and claim tokens) as lrtrack draws them and W&B accepts them: safe in a path or a glob.
+SAFE_ID = r"[A-Za-z0-9_-]{1,64}"
 
 #: Run states in which a run is over for good.
 RUN_DONE = ("finished", "diverged", "early-stopped", "failed", "cancelled")
 #: Attempt states after which the run goes back to ``pending`` (while attempts are left).
 RETRYABLE = ("crashed", "failed", "interrupted")
+
+#: How long one SQLite statement waits for another agent's write lock before `SqlStore._do` retries.
+SQLITE_BUSY_SECONDS = 1.0
+
+#: Schema upgrades, in order: ``MIGRATIONS[v - 1:]`` brings a version-``v`` store to `SCHEMA_VERSION`.
+MIGRATIONS = (
+    f"ALTER TABLE lrtrack_sweeps ADD COLUMN max_attempts INTEGER NOT NULL DEFAULT {DEFAULT_MAX_ATTEMPTS}",  # 1 -> 2
+)
 
 #: Proposes the next config from the sweep's runs so far, or None when the search is exhausted.
 Proposer = Callable[[list["RunRecord"]], "dict[str, Any] | None"]
@@ -77,6 +111,7 @@ class SweepRecord:
     project: str
     entity: str | None
     created_at: datetime
+    max_attempts: int = DEFAULT_MAX_ATTEMPTS  #: failed/crashed attempts before a run fails for good
 
 
 @dataclass
@@ -101,6 +136,11 @@ class RunRecord:
     config: dict[str, Any]  #: the engine's proposal, flat: ``{"lr": 0.001}``
     state: str
     attempts: list[AttemptRecord] = field(default_factory=list)
+
+    @property
+    def failures(self) -> int:
+        """Attempts that count toward the sweep's ``max_attempts`` (failed or crashed)."""
+        return sum(attempt.state in FAILURES for attempt in self.attempts)
 
     @property
     def latest(self) -> AttemptRecord | None:
@@ -146,8 +186,14 @@ class Store:
 
     # -- sweeps
     def create_sweep(self, *, name: str, backend: str, spec: dict[str, Any], wandb_config: dict[str, Any],
-                     project: str, entity: str | None, sweep_id: str | None = None) -> SweepRecord:
+                     project: str, entity: str | None, sweep_id: str | None = None,
+                     max_attempts: int = DEFAULT_MAX_ATTEMPTS) -> SweepRecord:
         """Register a sweep; ``sweep_id`` None draws a fresh 8-character id."""
+        raise NotImplementedError
+
+    def set_max_attempts(self, sweep_id: str, max_attempts: int) -> None:
+        """Change how many failed/crashed attempts a run of the sweep may have; runs already
+        failed stay failed (``lrtrack sweep retry`` style requeueing is a separate decision)."""
         raise NotImplementedError
 
     def get_sweep(self, sweep_id: str) -> SweepRecord:
@@ -168,9 +214,18 @@ class Store:
         raise NotImplementedError
 
     def claim_run(self, sweep_id: str, worker: str, propose: Proposer, *, grace_seconds: float,
-                  max_attempts: int) -> Claim:
+                  wandb_run_id: str | None = None) -> Claim:
         """Atomically: requeue attempts silent for ``grace_seconds``, then claim a pending run
-        or a new one from ``propose``. See the module docstring."""
+        or a new one from ``propose``. See the module docstring.
+
+        ``wandb_run_id`` (the new attempt's W&B run, drawn before the call) is stored in
+        the same transaction and doubles as the claim token: a retry after a lost COMMIT
+        returns the attempt already claimed instead of claiming a second one."""
+        raise NotImplementedError
+
+    def find_claim(self, wandb_run_id: str) -> tuple[int, int] | None:
+        """(attempt id, attempt number) of the attempt claimed with ``wandb_run_id``, if it
+        was committed (an agent stopped during its claim looks it up to release it)."""
         raise NotImplementedError
 
     # -- attempts
@@ -189,9 +244,14 @@ class Store:
         """Store one epoch's metrics row (and count as a heartbeat)."""
         raise NotImplementedError
 
-    def finish_attempt(self, attempt_id: int, state: str, summary: dict[str, Any], *, max_attempts: int) -> None:
-        """End the attempt in ``state``. Its run ends too, or goes back to pending when the
-        state is retryable and attempts are left."""
+    def finish_attempt(self, attempt_id: int, state: str, summary: dict[str, Any],
+                       history: list[dict[str, Any]] | None = None) -> tuple[str, str]:
+        """End the attempt in ``state``; returns the attempt's recorded state (``superseded``
+        for a late finisher whose run was taken over) and the run's state after it
+        (``pending`` when requeued). Its run ends too, or goes back to pending when the state is
+        retryable and the sweep's ``max_attempts`` failures are not used up.
+        Only a ``running`` attempt changes: finishing it again is a no-op (a retried
+        COMMIT). ``history`` rows not stored yet (epoch writes that failed) are stored."""
         raise NotImplementedError
 
     def close(self) -> None:
@@ -210,13 +270,20 @@ def new_id() -> str:
     return "".join(secrets.choice(alphabet) for _ in range(8))
 
 
-def run_state_after(attempt_state: str, attempts_made: int, max_attempts: int) -> str:
-    """The run's state once an attempt ended in ``attempt_state``."""
+def run_state_after(attempt_state: str, failures: int, max_attempts: int) -> str:
+    """The run's state once an attempt ended in ``attempt_state``; ``failures`` counts the
+    run's failed and crashed attempts, this one included."""
     if attempt_state == "interrupted":
         return "pending"  # stopped on purpose (Ctrl-C, SIGTERM): always worth another try
     if attempt_state in RETRYABLE:
-        return "pending" if attempts_made < max_attempts else "failed"
+        return "pending" if failures < max_attempts else "failed"
     return attempt_state
+
+
+def check_max_attempts(value: int) -> int:
+    if not isinstance(value, int) or value < 1:
+        raise UserError(f"--max-attempts: expected a whole number >= 1, not {value!r}")
+    return value
 
 
 # ---------------------------------------------------------------- SQLAlchemy implementation
@@ -255,6 +322,7 @@ def _tables():
         Column("project", String(256), nullable=False),
         Column("entity", String(256)),
         Column("created_at", Float, nullable=False),
+        Column("max_attempts", Integer, nullable=False, server_default=str(DEFAULT_MAX_ATTEMPTS)),  # schema 2
     )
     Table(
         "lrtrack_runs", metadata,
@@ -309,14 +377,35 @@ class SqlStore(Store):
         self._sweeps, self._runs = t["lrtrack_sweeps"], t["lrtrack_runs"]
         self._attempts, self._epochs, self._meta = t["lrtrack_attempts"], t["lrtrack_epochs"], t["lrtrack_meta"]
         self._is_sqlite = engine.dialect.name == "sqlite"
+        #: The SQLite file and its (device, inode) once the store is open: see `_check_file`.
+        self._file: tuple[Path, tuple[int, int]] | None = None
 
     # -- transactions
+
+    def _remember_file(self) -> None:
+        if self._is_sqlite:
+            path = Path(self._engine.url.database)
+            stat = path.stat()
+            self._file = (path, (stat.st_dev, stat.st_ino))
+
+    def _check_file(self) -> None:
+        """Refuse to go on when the SQLite file was deleted or replaced since the store was opened."""
+        if self._file is None:
+            return
+        path, identity = self._file
+        try:
+            stat = path.stat()
+        except FileNotFoundError:
+            raise StoreGoneError(f"store {self.url}: the file was deleted while in use; stopping") from None
+        if (stat.st_dev, stat.st_ino) != identity:
+            raise StoreGoneError(f"store {self.url}: the file was replaced by another one while in use; stopping")
 
     @contextlib.contextmanager
     def _transaction(self) -> Iterator[Connection]:
         """One transaction: commit on success, roll back on any error; driver errors become `StoreError`."""
         from sqlalchemy.exc import SQLAlchemyError
 
+        self._check_file()
         try:
             with self._engine.begin() as conn:
                 yield conn
@@ -356,7 +445,7 @@ class SqlStore(Store):
         """
         from sqlalchemy import inspect, select, text
 
-        with self._transaction() as conn:
+        def schema(conn: Connection) -> str | None:
             if not self._is_sqlite:  # several agents may open a new database at once
                 conn.execute(text("SELECT pg_advisory_xact_lock(7163124)"))
             names = set(inspect(conn).get_table_names())
@@ -367,8 +456,27 @@ class SqlStore(Store):
                     raise NoStoreError(_no_store_message(self.url))
                 self._metadata.create_all(conn)
                 conn.execute(self._meta.insert().values(key="schema_version", value=str(SCHEMA_VERSION)))
-                return
+                return str(SCHEMA_VERSION)
             version = conn.execute(select(self._meta.c.value).where(self._meta.c.key == "schema_version")).scalar()
+            if version and version.isdigit() and 1 <= int(version) < SCHEMA_VERSION:
+                for step in MIGRATIONS[int(version) - 1:]:
+                    conn.execute(text(step))
+                conn.execute(self._meta.update().where(self._meta.c.key == "schema_version")
+                             .values(value=str(SCHEMA_VERSION)))
+                version = str(SCHEMA_VERSION)
+            return version
+
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with self._transaction() as conn:
+                    version = schema(conn)
+                break
+            except StoreError as exc:  # SQLite's short busy timeout: wait for other agents' writes
+                locked = self._is_sqlite and "database is locked" in str(exc)
+                if not locked or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)
         if version != str(SCHEMA_VERSION):
             raise StoreOpenError(
                 f"{self.url}: store schema version {version}, this lrtrack needs {SCHEMA_VERSION} "
@@ -377,16 +485,32 @@ class SqlStore(Store):
 
     # -- sweeps
 
-    def create_sweep(self, *, name, backend, spec, wandb_config, project, entity, sweep_id=None) -> SweepRecord:
+    def create_sweep(self, *, name, backend, spec, wandb_config, project, entity, sweep_id=None,
+                     max_attempts=DEFAULT_MAX_ATTEMPTS) -> SweepRecord:
+        from sqlalchemy import select
+
+        created = sweep_id or new_id()  # drawn once: a retried COMMIT finds it and creates nothing
+        tries = 0
+
         def insert(conn: Connection) -> str:
-            created = sweep_id or new_id()
-            conn.execute(self._sweeps.insert().values(
-                id=created, name=name, backend=backend, state="running", spec=spec, wandb_config=wandb_config,
-                project=project, entity=entity, created_at=self._now(conn),
-            ))
+            nonlocal tries
+            tries += 1
+            retry = tries > 1  # only a retry may find the sweep already there (its lost COMMIT went through)
+            if not retry or conn.execute(select(self._sweeps.c.id).where(self._sweeps.c.id == created)).first() is None:
+                conn.execute(self._sweeps.insert().values(
+                    id=created, name=name, backend=backend, state="running", spec=spec, wandb_config=wandb_config,
+                    project=project, entity=entity, created_at=self._now(conn),
+                    max_attempts=check_max_attempts(max_attempts),
+                ))
             return created
 
         return self.get_sweep(self._do(insert))
+
+    def set_max_attempts(self, sweep_id: str, max_attempts: int) -> None:
+        check_max_attempts(max_attempts)
+        self.get_sweep(sweep_id)  # unknown id: UnknownSweepError
+        self._do(lambda conn: conn.execute(self._sweeps.update().where(self._sweeps.c.id == sweep_id)
+                                           .values(max_attempts=max_attempts)))
 
     def get_sweep(self, sweep_id: str) -> SweepRecord:
         return self._do(lambda conn: self._read_sweep(conn, sweep_id))
@@ -446,13 +570,18 @@ class SqlStore(Store):
             attempts[attempt_id].history.append(metrics)
         return list(runs.values())
 
-    def claim_run(self, sweep_id, worker, propose, *, grace_seconds, max_attempts) -> Claim:
+    def claim_run(self, sweep_id, worker, propose, *, grace_seconds, wandb_run_id=None) -> Claim:
         def claim(conn: Connection) -> Claim:
             sweep = self._read_sweep(conn, sweep_id, lock=True)
+            runs = None
+            if wandb_run_id is not None and (done := self._claimed(conn, wandb_run_id)) is not None:
+                runs = self._load_runs(conn, sweep_id)  # a retry whose first COMMIT went through
+                run = next(r for r in runs if r.id == done[2])
+                return Claim(run=run, attempt=next(a for a in run.attempts if a.id == done[0]))
             if sweep.state != "running":
                 return Claim(reason=sweep.state)
             now = self._now(conn)
-            self._requeue_stale(conn, sweep_id, now - grace_seconds, now, max_attempts)
+            self._requeue_stale(conn, sweep_id, now - grace_seconds, now, sweep.max_attempts)
             runs = self._load_runs(conn, sweep_id)
             run = next((r for r in runs if r.state == "pending"), None)
             reason = None
@@ -469,9 +598,21 @@ class SqlStore(Store):
                     return Claim(reason="wait")  # another agent's run may still go stale
                 conn.execute(self._sweeps.update().where(self._sweeps.c.id == sweep_id).values(state="finished"))
                 return Claim(reason=reason)
-            return Claim(run=run, attempt=self._insert_attempt(conn, run, worker, now))
+            return Claim(run=run, attempt=self._insert_attempt(conn, run, worker, now, wandb_run_id))
 
         return self._do(claim)
+
+    def _claimed(self, conn: Connection, wandb_run_id: str) -> tuple[int, int, int] | None:
+        """(attempt id, number, run id) of the attempt holding claim token ``wandb_run_id``."""
+        from sqlalchemy import select
+
+        a = self._attempts
+        row = conn.execute(select(a.c.id, a.c.number, a.c.run_id).where(a.c.wandb_run_id == wandb_run_id)).first()
+        return None if row is None else (row.id, row.number, row.run_id)
+
+    def find_claim(self, wandb_run_id: str) -> tuple[int, int] | None:
+        found = self._do(lambda conn: self._claimed(conn, wandb_run_id))
+        return None if found is None else found[:2]
 
     def _read_sweep(self, conn: Connection, sweep_id: str, *, lock: bool = False) -> SweepRecord:
         """The sweep row; with ``lock``, holding its write lock until the transaction ends."""
@@ -492,23 +633,32 @@ class SqlStore(Store):
             select(a.c.id, a.c.run_id, a.c.number).join(r, r.c.id == a.c.run_id)
             .where(r.c.sweep_id == sweep_id, a.c.state == "running", a.c.heartbeat_at < cutoff)
         ).all()
-        for attempt_id, run_id, number in stale:
+        for attempt_id, run_id, _number in stale:
             conn.execute(a.update().where(a.c.id == attempt_id).values(
                 state="crashed", ended_at=now, summary={"state": "crashed", "error": "heartbeat lost"}))
             conn.execute(r.update().where(r.c.id == run_id, r.c.state == "running")
-                         .values(state=run_state_after("crashed", number, max_attempts)))
+                         .values(state=run_state_after("crashed", self._failures(conn, run_id), max_attempts)))
+
+    def _failures(self, conn: Connection, run_id: int) -> int:
+        """The run's failed and crashed attempts (what ``max_attempts`` limits)."""
+        from sqlalchemy import func, select
+
+        a = self._attempts
+        return conn.execute(select(func.count()).where(a.c.run_id == run_id, a.c.state.in_(FAILURES))).scalar_one()
 
     def _insert_run(self, conn: Connection, sweep_id: str, number: int, config: dict[str, Any]) -> RunRecord:
         result = conn.execute(self._runs.insert().values(sweep_id=sweep_id, number=number, config=config, state="pending"))
         return RunRecord(result.inserted_primary_key[0], sweep_id, number, config, "pending")
 
-    def _insert_attempt(self, conn: Connection, run: RunRecord, worker: str, now: float) -> AttemptRecord:
+    def _insert_attempt(self, conn: Connection, run: RunRecord, worker: str, now: float,
+                        wandb_run_id: str | None) -> AttemptRecord:
         number = len(run.attempts) + 1
         result = conn.execute(self._attempts.insert().values(
-            run_id=run.id, number=number, state="running", worker=worker, started_at=now, heartbeat_at=now))
+            run_id=run.id, number=number, state="running", worker=worker, started_at=now, heartbeat_at=now,
+            wandb_run_id=wandb_run_id))
         conn.execute(self._runs.update().where(self._runs.c.id == run.id).values(state="running"))
         run.state = "running"
-        attempt = AttemptRecord(result.inserted_primary_key[0], run.id, number, "running", worker, None,
+        attempt = AttemptRecord(result.inserted_primary_key[0], run.id, number, "running", worker, wandb_run_id,
                                 _datetime(now), None)
         run.attempts.append(attempt)
         return attempt
@@ -550,26 +700,41 @@ class SqlStore(Store):
 
         self._do(insert)
 
-    def finish_attempt(self, attempt_id: int, state: str, summary: dict[str, Any], *, max_attempts: int) -> None:
+    def finish_attempt(self, attempt_id: int, state: str, summary: dict[str, Any],
+                       history: list[dict[str, Any]] | None = None) -> tuple[str, str]:
         from sqlalchemy import select
 
-        a, r = self._attempts, self._runs
+        a, r, s = self._attempts, self._runs, self._sweeps
 
-        def finish(conn: Connection) -> None:
-            current, run_id, number = conn.execute(
-                select(a.c.state, a.c.run_id, a.c.number).where(a.c.id == attempt_id)).one()
+        def finish(conn: Connection) -> tuple[str, str]:
+            current, run_id, number, run_state, max_attempts = conn.execute(
+                select(a.c.state, a.c.run_id, a.c.number, r.c.state, s.c.max_attempts)
+                .join(r, r.c.id == a.c.run_id).join(s, s.c.id == r.c.sweep_id).where(a.c.id == attempt_id)).one()
+            if current not in ("running", "crashed"):
+                return current, run_state  # recorded already: a retried COMMIT, or a second cleanup
+            stored = set(conn.execute(select(self._epochs.c.epoch).where(self._epochs.c.attempt_id == attempt_id))
+                         .scalars())
+            for row in history or []:
+                if int(row["epoch"]) not in stored:  # epochs whose own write failed: kept now
+                    conn.execute(self._epochs.insert().values(attempt_id=attempt_id, epoch=int(row["epoch"]), metrics=row))
             newer = conn.execute(select(a.c.id).where(a.c.run_id == run_id, a.c.number > number)).first()
-            # A late finisher, declared crashed while another agent took its run over, keeps
-            # its result but as "superseded": the run's result is the newer attempt's.
-            final = "superseded" if current == "crashed" and newer else state
-            conn.execute(a.update().where(a.c.id == attempt_id).values(state=final, summary=summary,
+            if current == "crashed":
+                # A late finisher declared crashed: if another agent took its run over, its
+                # result is kept as "superseded" (the run's result is the newer attempt's);
+                # if nobody did yet, its own result stands and the run takes it.
+                if newer:
+                    conn.execute(a.update().where(a.c.id == attempt_id).values(
+                        state="superseded", summary=summary, ended_at=self._now(conn)))
+                    return "superseded", run_state
+            conn.execute(a.update().where(a.c.id == attempt_id).values(state=state, summary=summary,
                                                                        ended_at=self._now(conn)))
-            if final == "superseded":
-                return
-            conn.execute(r.update().where(r.c.id == run_id, r.c.state.in_(("running", "pending")))
-                         .values(state=run_state_after(state, number, max_attempts)))
+            after = run_state_after(state, self._failures(conn, run_id), max_attempts)
+            # "failed" too: a late finish after a crash that had used up the attempts
+            conn.execute(r.update().where(r.c.id == run_id, r.c.state.in_(("running", "pending", "failed")))
+                         .values(state=after))
+            return state, after
 
-        self._do(finish)
+        return self._do(finish)
 
     def close(self) -> None:
         self._engine.dispose()
@@ -614,7 +779,9 @@ def open_store(url: str | os.PathLike | None = None, *, create: bool = True) -> 
         elif _no_sqlite_store(path):
             raise NoStoreError(_no_store_message(shown))
         parsed = parsed.set(drivername="sqlite+pysqlite", database=str(path))
-        engine = create_engine(parsed, connect_args={"timeout": 60})
+        # A short busy timeout, retried by `SqlStore._do` ("database is locked"): a signal is
+        # handled between tries instead of after a minute blocked inside SQLite.
+        engine = create_engine(parsed, connect_args={"timeout": SQLITE_BUSY_SECONDS})
         if not create:
             event.listen(engine, "do_connect", _sqlite_open_existing)
         event.listen(engine, "connect", _sqlite_connect)
@@ -628,6 +795,7 @@ def open_store(url: str | os.PathLike | None = None, *, create: bool = True) -> 
     store = SqlStore(parsed.render_as_string(hide_password=False), engine)
     try:
         store._create_schema(create=create)
+        store._remember_file()
     except StoreOpenError:
         store.close()
         raise
@@ -676,7 +844,7 @@ def _begin_immediate(conn) -> None:
 
 def _sweep_record(row) -> SweepRecord:
     return SweepRecord(row.id, row.name, row.backend, row.state, row.spec, row.wandb_config, row.project,
-                       row.entity, _datetime(row.created_at))
+                       row.entity, _datetime(row.created_at), row.max_attempts)
 
 
 def _datetime(seconds: float | None) -> datetime | None:

@@ -55,8 +55,12 @@ def choose_backend(backend: str | None) -> str:
     return backend
 
 
-def create_sweep(spec: SweepSpec, store: Store, backend: str | None = None) -> SweepRecord:
-    """Register ``spec`` and return its record; ``backend`` as in `choose_backend`."""
+def create_sweep(spec: SweepSpec, store: Store, backend: str | None = None, *,
+                 max_attempts: int | None = None) -> SweepRecord:
+    """Register ``spec`` and return its record; ``backend`` as in `choose_backend`;
+    ``max_attempts`` None keeps the store's default."""
+    from lrtrack.store import DEFAULT_MAX_ATTEMPTS
+
     backend = choose_backend(backend)
     sweep_id = None
     if backend == "wandb":
@@ -69,6 +73,7 @@ def create_sweep(spec: SweepSpec, store: Store, backend: str | None = None) -> S
         project=spec.project,
         entity=spec.entity,
         sweep_id=sweep_id,
+        max_attempts=max_attempts or DEFAULT_MAX_ATTEMPTS,
     )
 
 
@@ -232,7 +237,7 @@ def describe(store: Store, sweep_id: str) -> dict[str, Any]:
 
     Each entry: ``run`` (proposal number), ``config`` (flat dict of the spec's
     parameters), ``state`` (the attempt's), ``run_state``, ``attempt``,
-    ``wandb_run_id``, ``epochs`` (stored so far) and ``epochs_planned``, ``metrics``
+    ``wandb_run_id``, ``error`` (a failed attempt's one-line error, else None), ``epochs`` (stored so far) and ``epochs_planned``, ``metrics``
     (final values keyed as logged) and ``latest`` (the last stored epoch's row, so a
     running or interrupted attempt shows where it got to). ``sweep.progress`` is
     `progress`'s counts.
@@ -255,6 +260,7 @@ def describe(store: Store, sweep_id: str) -> dict[str, Any]:
                     "worker": attempt.worker,
                     "epochs": len(attempt.history),
                     "epochs_planned": planned_epochs(spec, run),
+                    "error": attempt.summary.get("error"),
                     "metrics": dict(attempt.summary),
                     "latest": dict(attempt.history[-1]) if attempt.history else {},
                 }
@@ -272,6 +278,7 @@ def describe(store: Store, sweep_id: str) -> dict[str, Any]:
             "swept": spec.swept,
             "run_states": dict(Counter(run.state for run in runs)),
             "progress": progress(spec, runs),
+            "max_attempts": sweep.max_attempts,
             "created_at": sweep.created_at.isoformat() if sweep.created_at else None,
         },
         "runs": entries,

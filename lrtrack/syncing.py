@@ -15,7 +15,10 @@ if TYPE_CHECKING:
 
 
 def offline_runs(store: Store, sweep_id: str, wandb_dir: str | os.PathLike | None = None) -> tuple[list[Path], list[str]]:
-    """Folders of the sweep's W&B runs found locally, and the run ids with no folder."""
+    """Folders of the sweep's W&B runs found locally, and the run ids with no folder.
+
+    Run ids come from the store and are validated before they reach a glob (`find_run_dir`).
+    """
     found, missing = [], []
     for run in store.runs(sweep_id):
         for attempt in run.attempts:
@@ -24,6 +27,37 @@ def offline_runs(store: Store, sweep_id: str, wandb_dir: str | os.PathLike | Non
             folder = find_run_dir(attempt.wandb_run_id, wandb_dir)
             (found.append(folder) if folder else missing.append(attempt.wandb_run_id))
     return found, missing
+
+
+def incomplete_runs(store: Store, sweep_id: str, wandb_dir: str | os.PathLike | None = None) -> list[str]:
+    """One line per attempt whose local W&B run is incomplete or disagrees with the store.
+
+    Incomplete: W&B's file has no exit record (the agent was SIGKILLed between the
+    store's finish and W&B's, or W&B's disk was full). Disagreeing: the store says
+    the run completed and W&B recorded a non-zero exit, or the other way round.
+    Read with W&B's own reader (`lrtrack.wandb_files.read_summary`).
+    """
+    from lrtrack.tracking import SUCCESS_STATES
+    from lrtrack.wandb_files import read_summary
+
+    lines = []
+    for run in store.runs(sweep_id):
+        for attempt in run.attempts:
+            if not attempt.wandb_run_id or attempt.state == "running":
+                continue
+            folder = find_run_dir(attempt.wandb_run_id, wandb_dir)
+            if folder is None:
+                continue
+            try:
+                exit_code = read_summary(folder).get("exit_code")
+            except LrtrackError:
+                exit_code = None
+            where = f"W&B run {attempt.wandb_run_id} (run {run.number} attempt {attempt.number}, {attempt.state} in the store)"
+            if exit_code is None:
+                lines.append(f"{where}: incomplete, no exit record in {folder}")
+            elif (exit_code == 0) != (attempt.state in SUCCESS_STATES):
+                lines.append(f"{where}: W&B recorded exit code {exit_code}")
+    return lines
 
 
 def sync_runs(sweep: SweepRecord, folders: list[Path], dry_run: bool = False) -> list[str]:

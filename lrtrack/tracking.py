@@ -12,13 +12,18 @@ import netrc
 import os
 import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 from urllib.parse import urlparse
+
+from lrtrack.faults import fault_point
 
 if TYPE_CHECKING:
     from lrtrack.config import TrainConfig
 
 DEFAULT_BASE_URL = "https://api.wandb.ai"
+#: Run states W&B records with exit code 0; every other state (failed, interrupted,
+#: superseded, cancelled...) closes the W&B run as failed, with exit code 1.
+SUCCESS_STATES = ("finished", "diverged", "early-stopped")
 
 
 def resolve_wandb_mode(offline: bool = False) -> str:
@@ -106,6 +111,8 @@ class WandbLogger(RunLogger):
     ``extra_config`` (sweep id, attempt number, ...) is merged into the run's config.
     W&B's own console output (banners, the run summary at the end) is off unless
     ``verbose``; its warnings and every file of the run are kept (``silent``).
+    ``before_finish(summary)``, when given, is called by `finish` instead of closing the
+    run: the agent records the attempt in its store first, then calls `close`.
     """
 
     def __init__(
@@ -120,6 +127,7 @@ class WandbLogger(RunLogger):
         extra_config: dict[str, Any] | None = None,
         run_id: str | None = None,
         verbose: bool = False,
+        before_finish: Callable[[dict[str, Any]], None] | None = None,
     ) -> None:
         self.project, self.entity = project, entity
         self.mode = mode or resolve_wandb_mode()
@@ -127,7 +135,9 @@ class WandbLogger(RunLogger):
         self.extra_config = dict(extra_config or {})
         self.requested_id = run_id
         self.verbose = verbose
+        self.before_finish = before_finish
         self.run = None
+        self.closed = False
 
     @classmethod
     def attach(cls, run: Any) -> WandbLogger:
@@ -143,7 +153,7 @@ class WandbLogger(RunLogger):
             self.run.config.update(config.model_dump(), allow_val_change=True)
             self.run_id = self.run.id
             return
-        self.run = wandb.init(
+        run = wandb.init(
             project=self.project,
             entity=self.entity,
             mode=self.mode,
@@ -155,6 +165,8 @@ class WandbLogger(RunLogger):
             reinit="create_new",
             settings=None if self.verbose else wandb.Settings(silent=True),
         )
+        fault_point("wandb-init")
+        self.run = run
         self.run_id = self.run.id
         self.run.define_metric("epoch")
         self.run.define_metric("*", step_metric="epoch")
@@ -177,9 +189,19 @@ class WandbLogger(RunLogger):
         self.run.summary[key] = wandb.Image(str(path))
 
     def finish(self, summary: dict[str, Any]) -> None:
+        if self.before_finish is not None:
+            self.before_finish(summary)
+        else:
+            self.close(summary)
+
+    def close(self, summary: dict[str, Any]) -> None:
+        """Write ``summary`` and finish the W&B run, once: exit code 0 for a run that completed
+        (`SUCCESS_STATES`), 1 for any other state. Nothing when the run never started."""
+        if self.run is None or self.closed:
+            return
+        self.closed = True
         self.run.summary.update(summary)
-        failed = summary.get("state") in ("failed", "crashed", "interrupted")
-        self.run.finish(exit_code=1 if failed else 0)
+        self.run.finish(exit_code=0 if summary.get("state") in SUCCESS_STATES else 1)
 
     @property
     def folder(self) -> Path | None:

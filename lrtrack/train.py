@@ -22,10 +22,14 @@ A NaN/inf train loss, or one above ``diverge_loss``, ends the run early with
 from __future__ import annotations
 
 import math
+import sys
 import time
+import traceback
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
+from lrtrack.faults import fault_point
 from lrtrack.tracking import MemoryLogger, RunLogger
 
 if TYPE_CHECKING:
@@ -86,7 +90,7 @@ def run(config: TrainConfig, logger: RunLogger | None = None, on_epoch: EpochHoo
     per_batch = config.scheduler == "onecycle"
 
     record = Recorder(config, logger)
-    state = FINISHED
+    state, error = FINISHED, None
     try:
         for epoch in range(1, config.epochs + 1):
             tick = time.perf_counter()
@@ -102,11 +106,11 @@ def run(config: TrainConfig, logger: RunLogger | None = None, on_epoch: EpochHoo
     except KeyboardInterrupt:
         state = INTERRUPTED
         raise
-    except Exception:
-        state = FAILED
+    except Exception as exc:
+        state, error = FAILED, exc
         raise
     finally:
-        result = record.finish(state, lambda: _snapshot(model))
+        result = record.finish(state, lambda: _snapshot(model), error)
     return result
 
 
@@ -140,8 +144,12 @@ class Recorder:
         stop = on_epoch(metrics) if on_epoch is not None else None  # the hook sees every row, the last one too
         return DIVERGED if diverged else stop
 
-    def finish(self, state: str, weights: Callable[[], dict]) -> RunResult:
+    def finish(self, state: str, weights: Callable[[], dict], error: BaseException | None = None) -> RunResult:
         """Checkpoints and curves (when an epoch ran), then the summary; the run's result.
+
+        A ``failed`` run's summary holds its one-line ``error`` and the path of its
+        ``traceback`` file, saved with the run's files (``error`` None: the exception
+        being handled, as in `lrtrack.pack`).
 
         ``perf/overhead_seconds`` is everything but the epochs' training and evaluation:
         W&B init, per-epoch logging and hooks (store writes), checkpoints and the curves
@@ -150,14 +158,33 @@ class Recorder:
         run_seconds = time.perf_counter() - self.started
         tick = time.perf_counter()
         if self.history:
+            fault_point("checkpoint")
             _log_files(self.logger, self.config, weights(), self.best, self.history)
         files_seconds = time.perf_counter() - tick
         summary = _summary(self.history, self.best, state, run_seconds)
+        error = error or (sys.exc_info()[1] if state == FAILED else None)
+        if isinstance(error, Exception):
+            summary["error"] = describe_error(error)
+            summary["traceback"] = str(save_traceback(error, self.logger.files_dir))
         training = sum(row["perf/epoch_seconds"] for row in self.history)
         summary["perf/overhead_seconds"] = self.start_seconds + run_seconds - training + files_seconds
         self.logger.finish(summary)
         return RunResult(config=self.config, state=state, history=self.history, summary=summary,
                          wandb_run_id=self.logger.run_id)
+
+
+def describe_error(exc: BaseException) -> str:
+    """One line for a run's error: the exception's type and the first line of its message."""
+    lines = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
+
+
+def save_traceback(exc: BaseException, folder) -> Path:
+    """Write ``exc``'s full traceback to ``folder/traceback.txt``; returns the file."""
+    path = Path(folder) / "traceback.txt"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(traceback.format_exception(exc)))
+    return path
 
 
 def epoch_metrics(epoch: int, train_loss: float, train_acc: float, val: dict[str, float], test: dict[str, float] | None,

@@ -261,8 +261,11 @@ def _failure_verdict(row: ConfigResult, near_chance: float) -> Verdict | None:
         epoch, loss = row.history[bad]["epoch"], losses[bad]
         what = "became non-finite" if loss is None or not math.isfinite(loss) else f"reached {loss:.4g} (limit {row.diverge_loss:g})"
         return Verdict("diverged", "bad", f"train loss {what} at epoch {epoch}")
+    error = row.summary.get("error")  # a failed attempt's one-line error
     if not row.history:
-        return Verdict(row.state, "bad", f"no epoch completed (state {row.state})")
+        return Verdict(row.state, "bad", f"no epoch completed (state {row.state})" + (f": {error}" if error else ""))
+    if row.state == "failed" and error:
+        return Verdict("failed", "bad", f"failed after {row.epochs_run} epoch(s): {error}")
     acc = row.final("val/acc")
     if acc is not None and acc <= near_chance:
         best = f"; best {row.best_val_acc:.2%}" if row.best_val_acc is not None else ""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -25,7 +26,15 @@ def wandb_root(wandb_dir: str | os.PathLike | None = None) -> Path:
 
 
 def find_run_dir(run_id: str, wandb_dir: str | os.PathLike | None = None) -> Path | None:
-    """The local folder of run ``run_id`` (offline or online), or None."""
+    """The local folder of run ``run_id`` (offline or online), or None.
+
+    ``run_id`` comes from the store: anything but letters, digits, ``-`` and ``_``
+    (a tampered ``*`` would match every run) is refused before it reaches the glob.
+    """
+    from lrtrack.store import SAFE_ID
+
+    if not re.fullmatch(SAFE_ID, run_id):
+        raise LrtrackError(f"W&B run id {run_id!r} read from the store is not a valid run id (a tampered store?)")
     root = wandb_root(wandb_dir)
     matches = sorted(root.glob(f"*run-*-{run_id}"))
     return matches[-1] if matches else None

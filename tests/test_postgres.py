@@ -157,7 +157,7 @@ def test_reading_runs_while_another_agent_claims_sees_one_consistent_snapshot(tm
             with open_store(pg_db) as store:
                 for _ in range(150):
                     store.claim_run(sweep_id, "claimer", lambda runs: {"lr": len(runs) + 1},
-                                    grace_seconds=60, max_attempts=1)
+                                    grace_seconds=60)
         except BaseException as exc:  # reported by the main thread
             errors.append(exc)
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from lrtrack.config import SweepSpec
-from lrtrack.errors import NoStoreError, StoreError, StoreOpenError, UnknownSweepError
+from lrtrack.errors import NoStoreError, StoreError, StoreGoneError, StoreOpenError, UnknownSweepError, UserError
 from lrtrack.store import open_store
 from lrtrack.sweep import propose
 
@@ -27,13 +27,14 @@ def grid_spec(lrs: list[float], **extra) -> SweepSpec:
     return SweepSpec(name="grid", parameters={"lr": {"values": lrs}}, fixed={"dataset": "digits", "epochs": 1}, **extra)
 
 
-def create(store, spec: SweepSpec):
+def create(store, spec: SweepSpec, max_attempts: int = 3):
     return store.create_sweep(name=spec.name, backend="local", spec=spec.model_dump(mode="json"),
-                              wandb_config=spec.to_wandb(), project=spec.project, entity=spec.entity)
+                              wandb_config=spec.to_wandb(), project=spec.project, entity=spec.entity,
+                              max_attempts=max_attempts)
 
 
-def claim(store, sweep, worker="w", grace=60.0, max_attempts=3):
-    return store.claim_run(sweep.id, worker, propose(sweep.wandb_config), grace_seconds=grace, max_attempts=max_attempts)
+def claim(store, sweep, worker="w", grace=60.0, token=None):
+    return store.claim_run(sweep.id, worker, propose(sweep.wandb_config), grace_seconds=grace, wandb_run_id=token)
 
 
 #: One agent without training: claim, finish, repeat until the sweep says stop.
@@ -45,14 +46,14 @@ CLAIM_LOOP = textwrap.dedent("""
     with open_store(url) as store:
         next_config = propose(store.get_sweep(sweep_id).wandb_config)
         while True:
-            c = store.claim_run(sweep_id, worker, next_config, grace_seconds=60, max_attempts=3)
+            c = store.claim_run(sweep_id, worker, next_config, grace_seconds=60)
             if c.run is None:
                 if c.reason != "wait":
                     break
                 time.sleep(0.02)
                 continue
             store.log_epoch(c.attempt.id, {"epoch": 1, "val/acc": 0.5})
-            store.finish_attempt(c.attempt.id, "finished", {"val/acc": 0.5}, max_attempts=3)
+            store.finish_attempt(c.attempt.id, "finished", {"val/acc": 0.5})
 """)
 
 
@@ -81,7 +82,7 @@ class TestStoreContract:
         assert [c.attempt.number for c in claims] == [1, 1, 1]
         assert claim(store, sweep).reason == "wait"  # nothing left, but runs are in flight
         for c in claims:
-            store.finish_attempt(c.attempt.id, "finished", {"val/acc": 0.9}, max_attempts=3)
+            store.finish_attempt(c.attempt.id, "finished", {"val/acc": 0.9})
         assert claim(store, sweep).reason == "exhausted"
         assert store.get_sweep(sweep.id).state == "finished"
         assert claim(store, sweep).reason == "finished"
@@ -114,8 +115,8 @@ class TestStoreContract:
         assert [a.state for a in run.attempts] == ["crashed", "running"]
         assert [a.worker for a in run.attempts] == ["dead", "rescuer"]
         assert store.heartbeat(first.attempt.id) == "superseded"  # the slow agent learns it lost the run
-        store.finish_attempt(first.attempt.id, "finished", {"val/acc": 0.1}, max_attempts=3)  # it finished anyway
-        store.finish_attempt(second.attempt.id, "finished", {"val/acc": 0.2}, max_attempts=3)
+        store.finish_attempt(first.attempt.id, "finished", {"val/acc": 0.1})  # it finished anyway
+        store.finish_attempt(second.attempt.id, "finished", {"val/acc": 0.2})
         (run,) = store.runs(sweep.id)
         assert run.state == "finished" and run.summary == {"val/acc": 0.2}
         assert [(a.state, a.summary) for a in run.attempts] == [("superseded", {"val/acc": 0.1}), ("finished", {"val/acc": 0.2})]
@@ -129,19 +130,19 @@ class TestStoreContract:
         assert claim(store, sweep, grace=0.8).reason == "wait"
 
     def test_a_run_fails_for_good_after_max_attempts(self, store):
-        sweep = create(store, grid_spec([0.1]))
+        sweep = create(store, grid_spec([0.1]), max_attempts=2)
         for number in (1, 2):
-            c = claim(store, sweep, max_attempts=2)
+            c = claim(store, sweep)
             assert c.attempt.number == number
-            store.finish_attempt(c.attempt.id, "failed", {"state": "failed", "error": "boom"}, max_attempts=2)
+            store.finish_attempt(c.attempt.id, "failed", {"state": "failed", "error": "boom"})
         (run,) = store.runs(sweep.id)
         assert run.state == "failed" and [a.state for a in run.attempts] == ["failed", "failed"]
-        assert claim(store, sweep, max_attempts=2).reason == "exhausted"
+        assert claim(store, sweep).reason == "exhausted"
 
     def test_an_interrupted_attempt_goes_back_to_pending(self, store):
         sweep = create(store, grid_spec([0.1]))
         c = claim(store, sweep)
-        store.finish_attempt(c.attempt.id, "interrupted", {"state": "interrupted"}, max_attempts=1)
+        store.finish_attempt(c.attempt.id, "interrupted", {"state": "interrupted"})
         assert store.runs(sweep.id)[0].state == "pending"
         again = claim(store, sweep)
         assert again.run.id == c.run.id and again.attempt.number == 2
@@ -152,7 +153,7 @@ class TestStoreContract:
         store.set_wandb_run_id(c.attempt.id, "abc12345")
         store.log_epoch(c.attempt.id, {"epoch": 1, "train/loss": 2.5, "lr": 10.0})
         store.log_epoch(c.attempt.id, {"epoch": 2, "train/loss": float("nan"), "lr": 10.0})
-        store.finish_attempt(c.attempt.id, "diverged", {"state": "diverged", "train/loss": float("inf")}, max_attempts=3)
+        store.finish_attempt(c.attempt.id, "diverged", {"state": "diverged", "train/loss": float("inf")})
         (run,) = store.runs(sweep.id)
         assert run.state == "diverged" and run.attempts[0].wandb_run_id == "abc12345"
         assert [row["epoch"] for row in run.history] == [1, 2]
@@ -163,7 +164,7 @@ class TestStoreContract:
         sweep = create(store, grid_spec([0.1, 0.2]))
         running = claim(store, sweep)
         other = claim(store, sweep)
-        store.finish_attempt(other.attempt.id, "interrupted", {}, max_attempts=3)  # back to pending
+        store.finish_attempt(other.attempt.id, "interrupted", {})  # back to pending
         assert store.heartbeat(running.attempt.id) is None
         store.set_sweep_state(sweep.id, "cancelled")
         assert store.heartbeat(running.attempt.id) == "cancelled"
@@ -179,7 +180,7 @@ class TestStoreContract:
         for _ in range(2):
             c = claim(store, sweep)
             assert 1e-4 <= c.run.config["lr"] <= 1e-1
-            store.finish_attempt(c.attempt.id, "finished", {}, max_attempts=3)
+            store.finish_attempt(c.attempt.id, "finished", {})
         assert claim(store, sweep).reason == "run_cap"
 
     def test_driver_errors_become_store_errors(self, store):
@@ -189,6 +190,70 @@ class TestStoreContract:
             store.create_sweep(name="dup", backend="local", spec=spec.model_dump(mode="json"),
                                wandb_config=spec.to_wandb(), project="p", entity=None, sweep_id=sweep.id)
         assert [s.name for s in store.list_sweeps()] == ["grid"]  # rolled back, nothing half-written
+
+    def test_only_failed_and_crashed_attempts_count_toward_the_sweeps_limit(self, store):
+        sweep = create(store, grid_spec([0.1]), max_attempts=2)
+        for state in ("interrupted", "failed", "interrupted", "cancelled"):
+            c = claim(store, sweep)
+            after = store.finish_attempt(c.attempt.id, state, {"state": state})
+            if state == "cancelled":
+                assert after == ("cancelled", "cancelled")
+                break
+            assert after == (state, "pending")  # one failure of two allowed: always requeued
+        (run,) = store.runs(sweep.id)
+        assert run.failures == 1 and len(run.attempts) == 4
+
+    def test_max_attempts_is_the_sweeps_and_can_be_changed(self, store):
+        sweep = create(store, grid_spec([0.1]), max_attempts=1)
+        store.set_max_attempts(sweep.id, 2)
+        assert store.get_sweep(sweep.id).max_attempts == 2
+        c = claim(store, sweep)
+        assert store.finish_attempt(c.attempt.id, "failed", {"state": "failed"}) == ("failed", "pending")
+        c = claim(store, sweep)
+        assert store.finish_attempt(c.attempt.id, "failed", {"state": "failed"}) == ("failed", "failed")
+        with pytest.raises(UserError, match="--max-attempts"):
+            store.set_max_attempts(sweep.id, 0)
+
+    def test_a_retried_claim_returns_the_attempt_already_claimed(self, store):
+        sweep = create(store, grid_spec([0.1, 0.2]))
+        first = claim(store, sweep, token="tok00001")
+        again = claim(store, sweep, token="tok00001")  # what a retry after a lost COMMIT does
+        assert (again.run.id, again.attempt.id) == (first.run.id, first.attempt.id)
+        assert again.attempt.wandb_run_id == "tok00001"
+        assert store.find_claim("tok00001") == (first.attempt.id, 1) and store.find_claim("nope") is None
+        assert sum(len(r.attempts) for r in store.runs(sweep.id)) == 1
+
+    def test_an_attempt_is_recorded_once_and_missing_epochs_are_kept(self, store):
+        sweep = create(store, grid_spec([0.1]))
+        c = claim(store, sweep)
+        store.log_epoch(c.attempt.id, {"epoch": 1, "val/acc": 0.1})
+        rows = [{"epoch": 1, "val/acc": 0.1}, {"epoch": 2, "val/acc": 0.2}]  # epoch 2's own write failed
+        assert store.finish_attempt(c.attempt.id, "finished", {"state": "finished"}, history=rows) == ("finished", "finished")
+        assert store.finish_attempt(c.attempt.id, "interrupted", {"state": "interrupted"}) == ("finished", "finished")
+        (run,) = store.runs(sweep.id)
+        assert run.state == "finished" and [r["epoch"] for r in run.history] == [1, 2]
+
+    def test_a_late_finish_after_the_last_allowed_crash_finishes_the_run(self, store):
+        sweep = create(store, grid_spec([0.1]), max_attempts=1)
+        slow = claim(store, sweep, grace=0.5)
+        time.sleep(1.0)
+        assert claim(store, sweep, grace=0.5).reason == "exhausted"  # crashed: its one attempt used up
+        assert store.runs(sweep.id)[0].state == "failed"
+        assert store.finish_attempt(slow.attempt.id, "finished", {"state": "finished"}) == ("finished", "finished")
+        assert store.runs(sweep.id)[0].state == "finished"
+
+    def test_a_schema_1_store_is_upgraded(self, store, store_url):
+        from sqlalchemy import create_engine, text
+
+        sweep = create(store, grid_spec([0.1]))
+        store.close()
+        engine = create_engine(store_url.replace("postgresql://", "postgresql+psycopg://"))
+        with engine.begin() as conn:
+            conn.execute(text("ALTER TABLE lrtrack_sweeps DROP COLUMN max_attempts"))
+            conn.execute(text("UPDATE lrtrack_meta SET value = '1' WHERE key = 'schema_version'"))
+        engine.dispose()
+        with open_store(store_url, create=False) as upgraded:
+            assert upgraded.get_sweep(sweep.id).max_attempts == 3
 
     def test_a_store_of_another_schema_version_is_refused(self, store, store_url):
         from sqlalchemy import create_engine, text
@@ -256,7 +321,19 @@ def test_without_create_a_store_file_that_vanished_is_not_created_again(tmp_path
     store = open_store(path, create=False)
     store.close()  # no pooled connection left: the next query opens the file again
     path.unlink()
-    with pytest.raises(StoreError, match="unable to open database file"):
+    with pytest.raises(StoreGoneError, match="deleted while in use"):
         store.list_sweeps()
     store.close()
     assert not path.exists()
+
+
+def test_a_sqlite_file_replaced_while_in_use_stops_the_store(tmp_path):
+    import shutil
+
+    path = tmp_path / "store.db"
+    with open_store(path) as store:
+        sweep = create(store, grid_spec([0.1]))
+        shutil.copy(path, tmp_path / "copy.db")
+        (tmp_path / "copy.db").replace(path)  # same content, another file: someone restored a backup
+        with pytest.raises(StoreGoneError, match="replaced"):
+            claim(store, sweep)

@@ -108,17 +108,38 @@ def _usage_for(argv: list[str]) -> str:
     return f"{ctx.get_usage()}\nTry '{' '.join(path)} --help' for help.\n"
 
 
+def _finish_wandb_runs(code: int) -> None:
+    """Finish every W&B run still open with the process's real exit code.
+
+    W&B learns the exit code from ``sys.exit``; skipping it, its exit handler would
+    close a run that an agent had no chance to finish (a signal during ``wandb.init``)
+    as "finished, exit 0".
+    """
+    if "wandb" not in sys.modules:
+        return
+    from wandb.sdk import wandb_setup
+
+    singleton = getattr(wandb_setup, "_singleton", None)
+    for run in list(getattr(singleton, "_active_runs", None) or []):
+        try:
+            run.finish(exit_code=code)
+        except Exception:  # noqa: BLE001 - exiting anyway: W&B's own handler gets the next chance
+            pass
+
+
 def _exit_now(code: int) -> None:
     """Exit without tearing the interpreter down module by module.
 
     Finalizing torch, torchvision, matplotlib and wandb takes 0.5-1.7 s per
     process, paid by every agent and ``lrtrack train``. Nothing is lost by
-    skipping it: store transactions are committed, W&B runs are finished, and the
-    exit handlers (W&B's teardown among them) still run; then the streams are
-    flushed and the process ends, unless a non-daemon thread is still working.
+    skipping it: store transactions are committed, W&B runs still open are finished
+    with ``code`` (`_finish_wandb_runs`), and the exit handlers (W&B's teardown among
+    them) still run; then the streams are flushed and the process ends, unless a
+    non-daemon thread is still working.
     Only for the console script (``argv is None``): an in-process caller keeps a
     normal `SystemExit`.
     """
+    _finish_wandb_runs(code)
     atexit._run_exitfuncs()
     if any(t.is_alive() and not t.daemon for t in threading.enumerate() if t is not threading.main_thread()):
         sys.exit(code)  # a thread that must finish its work: the normal, slower exit waits for it

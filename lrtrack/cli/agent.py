@@ -26,7 +26,6 @@ def agent(
     heartbeat_seconds: Annotated[float, typer.Option(min=0.05, help="Heartbeat interval of a running run.")] = 15.0,
     grace_seconds: Annotated[float, typer.Option(min=0.1, help="A run silent this long is requeued.")] = 120.0,
     poll_seconds: Annotated[float, typer.Option(min=0.01, help="Idle wait while other agents' runs are in flight.")] = 2.0,
-    max_attempts: Annotated[int, typer.Option(min=1, help="Attempts before a run is marked failed.")] = 3,
     verbose: VerboseOpt = False,
     store: StoreOpt = None,
 ) -> None:
@@ -36,8 +35,7 @@ def agent(
 
     gpu_list = parse_gpus(gpus) if gpus else None
     settings = AgentSettings(count=count, heartbeat_seconds=heartbeat_seconds, grace_seconds=grace_seconds,
-                             poll_seconds=poll_seconds, max_attempts=max_attempts, offline=offline,
-                             verbose=verbose)
+                             poll_seconds=poll_seconds, offline=offline, verbose=verbose)
     with open_store(store, create=False) as opened:
         code = run_agents(opened, sweep_id, settings, gpus=gpu_list, per_gpu=per_gpu, workers=workers, pack=pack)
     if code:
@@ -71,8 +69,7 @@ def run_agents(store: Store, sweep_id: str, settings: AgentSettings, *, gpus: li
 
 def _agent_args(settings: AgentSettings, pack: int) -> list[str]:
     args = ["--heartbeat-seconds", str(settings.heartbeat_seconds), "--grace-seconds", str(settings.grace_seconds),
-            "--poll-seconds", str(settings.poll_seconds), "--max-attempts", str(settings.max_attempts),
-            "--pack", str(pack)]
+            "--poll-seconds", str(settings.poll_seconds), "--pack", str(pack)]
     if settings.count:
         args += ["--count", str(settings.count)]
     if settings.offline:

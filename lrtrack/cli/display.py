@@ -95,6 +95,9 @@ def print_sweep(description: dict[str, Any], wide: bool = False) -> None:
     columns = ["run", *config_keys, "try", "state", "epochs", SHORT_LABELS.get(metric, metric), "W&B run"]
     if wide:
         columns += ["best val acc", "run state", "worker"]
+    errors = any(entry.get("error") for entry in description["runs"])  # failed attempts' one-line errors
+    if errors:
+        columns.append("error")
     table = new_table(*columns)
     for entry in description["runs"]:
         value = entry["metrics"].get(metric, entry.get("latest", {}).get(metric))
@@ -110,5 +113,7 @@ def print_sweep(description: dict[str, Any], wide: bool = False) -> None:
         if wide:
             cells += [format_metric("best/val_acc", entry["metrics"].get("best/val_acc")), entry["run_state"],
                       entry["worker"] or "-"]
+        if errors:
+            cells.append(entry.get("error") or "")
         table.add_row(*cells)
     print_table(table, wide)

@@ -10,16 +10,20 @@ import typer
 
 from lrtrack.cli import app
 from lrtrack.cli.options import StoreOpt, SweepIdArg, VerboseOpt, WideOpt
+from lrtrack.store import DEFAULT_MAX_ATTEMPTS
 
 sweep_app = typer.Typer(help="Create, run and inspect sweeps.", no_args_is_help=True)
 app.add_typer(sweep_app, name="sweep")
 
 SpecArg = Annotated[Path, typer.Argument(help="Sweep file in W&B's format, e.g. sweeps/study-a-fashion-fcn-adam.yaml.")]
+MaxAttemptsOpt = Annotated[int, typer.Option(
+    min=1, help="Failed or crashed attempts after which a run fails for good (interrupted ones never count).")]
 BackendOpt = Annotated[Optional[str], typer.Option(help="local (offline, lrtrack's store) or wandb (hosted controller). Default: wandb when logged in, else local.")]
 
 
 @sweep_app.command("create")
-def create(spec: SpecArg, backend: BackendOpt = None, store: StoreOpt = None) -> None:
+def create(spec: SpecArg, backend: BackendOpt = None, max_attempts: MaxAttemptsOpt = DEFAULT_MAX_ATTEMPTS,
+           store: StoreOpt = None) -> None:
     """Register a sweep; prints its id as the last line."""
     from lrtrack.config import load_spec
     from lrtrack.store import open_store
@@ -28,7 +32,7 @@ def create(spec: SpecArg, backend: BackendOpt = None, store: StoreOpt = None) ->
     sweep_spec = load_spec(spec)
     backend = choose_backend(backend)  # before the store is opened: bad input writes nothing
     with open_store(store) as opened:
-        record = create_sweep(sweep_spec, opened, backend)
+        record = create_sweep(sweep_spec, opened, backend, max_attempts=max_attempts)
         typer.echo(f"created {record.backend} sweep {record.name!r} in {opened.url}", err=True)
     _describe_new_sweep(sweep_spec, backend)
     typer.echo(record.id)
@@ -55,6 +59,7 @@ def run_sweep(
     spec: SpecArg,
     workers: Annotated[int, typer.Option(min=1, help="Agent processes on this machine.")] = 1,
     pack: Annotated[int, typer.Option(min=1, help="Train up to K compatible configs together in each agent.")] = 1,
+    max_attempts: MaxAttemptsOpt = DEFAULT_MAX_ATTEMPTS,
     count: Annotated[Optional[int], typer.Option(min=1, help="Runs per agent (default: until the sweep is done).")] = None,
     offline: Annotated[bool, typer.Option("--offline", help="Force offline W&B runs.")] = False,
     verbose: VerboseOpt = False,
@@ -69,7 +74,7 @@ def run_sweep(
 
     sweep_spec = load_spec(spec)
     with open_store(store) as opened:
-        record = create_sweep(sweep_spec, opened, "local")
+        record = create_sweep(sweep_spec, opened, "local", max_attempts=max_attempts)
         typer.echo(f"created local sweep {record.name!r} ({record.id}) in {opened.url}", err=True)
         _describe_new_sweep(sweep_spec, "local")
         settings = AgentSettings(count=count, offline=offline, verbose=verbose)
@@ -137,3 +142,14 @@ def resume(sweep_id: SweepIdArg, store: StoreOpt = None) -> None:
 def cancel(sweep_id: SweepIdArg, store: StoreOpt = None) -> None:
     """Stop the sweep: running runs stop at their next epoch, agents exit."""
     _set_state(sweep_id, "cancelled", store)
+
+
+@sweep_app.command("set")
+def set_limits(sweep_id: SweepIdArg, max_attempts: MaxAttemptsOpt, store: StoreOpt = None) -> None:
+    """Change a sweep's settings while it runs: --max-attempts (read by every agent at its next claim)."""
+    from lrtrack.store import open_store
+
+    with open_store(store, create=False) as opened:
+        opened.set_max_attempts(sweep_id, max_attempts)
+        record = opened.get_sweep(sweep_id)
+    typer.echo(f"sweep {record.id}: max attempts {record.max_attempts}")

@@ -20,12 +20,15 @@ def sync(
 ) -> None:
     """Upload every attempt of a sweep (group and tags are kept: they are in the run files)."""
     from lrtrack.store import open_store
-    from lrtrack.syncing import offline_runs, sync_runs
+    from lrtrack.syncing import incomplete_runs, offline_runs, sync_runs
 
     with open_store(store, create=False) as opened:
         sweep = opened.get_sweep(sweep_id)
         found, missing = offline_runs(opened, sweep.id, wandb_dir)
+        incomplete = incomplete_runs(opened, sweep.id, wandb_dir)
     for run_id in missing:
         typer.echo(f"warning: no local folder for W&B run {run_id}", err=True)
+    for line in incomplete:
+        typer.echo(f"warning: {line}", err=True)
     command = sync_runs(sweep, found, dry_run=dry_run)
     typer.echo(("would run: " if dry_run else "ran: ") + " ".join(command))

@@ -1,0 +1,272 @@
+"""Fault injection: every window in which a run could be lost or counted twice, hit on purpose.
+
+Real agent processes, a real store, real offline W&B runs. Faults land at named points
+of an agent's work through the ``LRTRACK_FAULT`` test hook (`lrtrack.faults`), or from
+outside (SIGSTOP/SIGCONT, a deleted store file, an unusable W&B directory, a lost
+COMMIT acknowledgement). Each test ends with `assert_exactly_once`: every grid point
+finished once in the store, no attempt left ``running``, nothing counted twice, and
+every attempt's W&B run agreeing with the store (exit code 0 exactly for the runs the
+store says completed), read back with ``wandb leet inspect --summary --json``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+from clitools import create, lrtrack, show
+
+from lrtrack import wandb_files
+from lrtrack.store import open_store
+from lrtrack.tracking import SUCCESS_STATES
+
+# A busy 2-core machine can starve a process for a second or two: the grace period is
+# 5 s, heartbeats every 0.5 s, so only a stopped agent (SIGSTOP, SIGKILL) goes stale.
+FAST = ["--heartbeat-seconds", "0.5", "--grace-seconds", "5", "--poll-seconds", "0.3"]
+
+
+def write_spec(path: Path, lrs: list[float], epochs: int | list[int] = 1, **fixed) -> Path:
+    params = f"  lr: {{values: {json.dumps(lrs)}}}\n"
+    if isinstance(epochs, list):
+        params += f"  epochs: {{values: {json.dumps(epochs)}}}\n"
+    else:
+        fixed["epochs"] = epochs
+    fixed_lines = "".join(f"  {k}: {v}\n" for k, v in {"dataset": "digits", **fixed}.items())
+    path.write_text(f"name: faults\nmethod: grid\nmetric: {{name: val/acc, goal: maximize}}\n"
+                    f"parameters:\n{params}fixed:\n{fixed_lines}")
+    return path
+
+
+def agent_cmd(sweep_id: str, store: str, *args: str) -> list[str]:
+    return [sys.executable, "-m", "lrtrack", "agent", sweep_id, "--store", store, *FAST, *args]
+
+
+def run_agent(sweep_id: str, store: str, *args: str, fault: str | None = None, timeout: float = 300):
+    env = {**os.environ, **({"LRTRACK_FAULT": fault} if fault else {})}
+    return subprocess.run(agent_cmd(sweep_id, store, *args), capture_output=True, text=True, env=env, timeout=timeout)
+
+
+def spawn_agent(sweep_id: str, store: str, *args: str, fault: str | None = None) -> subprocess.Popen:
+    env = {**os.environ, **({"LRTRACK_FAULT": fault} if fault else {})}
+    return subprocess.Popen(agent_cmd(sweep_id, store, *args), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env=env)
+
+
+def wandb_exit_codes(store: str, sweep_id: str, wandb_dir: Path) -> dict[str, int | None]:
+    """W&B run id -> the exit code W&B recorded (None: no exit record), for every attempt with a folder."""
+    with open_store(store, create=False) as opened:
+        ids = [a.wandb_run_id for r in opened.runs(sweep_id) for a in r.attempts if a.wandb_run_id]
+    folders = {run_id: wandb_files.find_run_dir(run_id, wandb_dir) for run_id in ids}
+    folders = {run_id: folder for run_id, folder in folders.items() if folder is not None}
+    with ThreadPoolExecutor(4) as pool:
+        summaries = dict(zip(folders, pool.map(wandb_files.read_summary, folders.values())))
+    return {run_id: summary.get("exit_code") for run_id, summary in summaries.items()}
+
+
+def assert_exactly_once(store: str, sweep_id: str, wandb_dir: Path, points: int, *, failed: int = 0,
+                        incomplete: tuple[str, ...] = ()) -> list:
+    """Every grid point ended once (``failed`` of them failed for good, the rest finished
+    by exactly one attempt), none running, and W&B agreeing with the store. Returns the runs."""
+    with open_store(store, create=False) as opened:
+        runs = opened.runs(sweep_id)
+    assert len(runs) == points and len({json.dumps(r.config, sort_keys=True) for r in runs}) == points
+    assert sorted(r.state for r in runs) == sorted(["failed"] * failed + ["finished"] * (points - failed))
+    for run in runs:
+        states = [a.state for a in run.attempts]
+        assert "running" not in states, states
+        assert states.count("finished") == (run.state == "finished"), states  # nothing counted twice
+    codes = wandb_exit_codes(store, sweep_id, wandb_dir)
+    for run in runs:
+        for attempt in run.attempts:
+            if attempt.wandb_run_id not in codes:
+                continue  # stopped before W&B's run was created
+            code = codes[attempt.wandb_run_id]
+            if attempt.wandb_run_id in incomplete:
+                assert code is None
+                continue
+            assert code is not None, f"W&B run {attempt.wandb_run_id} ({attempt.state}) has no exit record"
+            assert (code == 0) == (attempt.state in SUCCESS_STATES), (attempt.state, code)
+    return runs
+
+
+def test_a_stop_signal_at_every_point_leaves_each_attempt_recorded_once(tmp_path, offline_wandb):
+    """One agent per named point, each SIGTERMed there, all at once on their own grid points,
+    plus one SIGKILLed between the store's finish and W&B's; then a clean agent.
+
+    The claim, W&B init, epoch and checkpoint windows end interrupted and requeued (never a
+    failure); a signal while the attempt is being recorded waits until it is (finished). The
+    SIGKILLed run is finished in the store, never retrained, and `sync` flags its W&B file."""
+    from lrtrack.faults import POINTS
+
+    store = f"sqlite:///{tmp_path}/store.db"
+    faults = [f"{point}:SIGTERM" for point in POINTS] + ["wandb-finish:SIGKILL"]
+    sweep_id = create(write_spec(tmp_path / "grid.yaml", [0.01 * (i + 1) for i in range(len(faults))]), store)
+    agents = {fault: spawn_agent(sweep_id, store, "--count", "1", fault=fault) for fault in faults}
+    for fault, proc in agents.items():
+        out, err = proc.communicate(timeout=300)
+        if fault.endswith("SIGKILL"):
+            assert proc.returncode == -signal.SIGKILL
+            continue
+        assert proc.returncode == 143, (fault, out, err)
+        assert "agent stopped" in out, (fault, out, err)
+    killed = agents["wandb-finish:SIGKILL"].pid
+    with open_store(store, create=False) as opened:
+        (killed_run,) = [r for r in opened.runs(sweep_id) if r.attempts[0].worker.endswith(f":{killed}")]
+    killed_id = killed_run.attempts[0].wandb_run_id
+    assert [a.state for a in killed_run.attempts] == ["finished"]  # the store's finish came first
+
+    clean = run_agent(sweep_id, store)
+    assert clean.returncode == 0, clean.stderr
+    runs = assert_exactly_once(store, sweep_id, offline_wandb, len(faults), incomplete=(killed_id,))
+    states = sorted(a.state for r in runs for a in r.attempts)
+    # claim, wandb-init, epoch, checkpoint: interrupted; the others finished where they were
+    assert states.count("interrupted") == 4 and states.count("finished") == len(faults)
+    sync = lrtrack("sync", sweep_id, "--dry-run", "--store", store)
+    assert sync.returncode == 0, sync.stderr
+    assert f"W&B run {killed_id} (run {killed_run.number} attempt 1, finished in the store): incomplete" in sync.stderr
+
+
+def test_an_exception_fails_the_attempt_and_the_same_error_again_and_again_stops_the_agent(tmp_path, offline_wandb):
+    store = f"sqlite:///{tmp_path}/store.db"
+    sweep_id = create(write_spec(tmp_path / "grid.yaml", [0.01, 0.02, 0.03]), store)
+    lrtrack("sweep", "set", sweep_id, "--max-attempts", "2", "--store", store, check=True)
+    broken = run_agent(sweep_id, store, fault="epoch:raise")
+    assert broken.returncode == 1
+    assert broken.stderr.strip().splitlines()[-1] == (
+        "error: 3 runs in a row failed with the same error, stopping: RuntimeError: injected fault at epoch")
+    assert "Traceback" not in broken.stderr
+    # run 1 failed twice (its limit), run 2 once (requeued); the third identical failure stopped the agent
+    description = show(sweep_id, store)
+    failed = [e for e in description["runs"] if e["state"] == "failed"]
+    assert [(e["run"], e["attempt"]) for e in failed] == [(1, 1), (1, 2), (2, 1)]
+    assert all(e["error"] == "RuntimeError: injected fault at epoch" for e in failed)
+    for entry in failed:
+        traceback = Path(entry["metrics"]["traceback"]).read_text()
+        assert "fault_point" in traceback and traceback.rstrip().endswith("RuntimeError: injected fault at epoch")
+    table = lrtrack("sweep", "show", sweep_id, "--store", store, env={**os.environ, "COLUMNS": "250"})
+    assert "RuntimeError: injected fault at epoch" in table.stdout
+
+    assert run_agent(sweep_id, store).returncode == 0  # the fault is gone: the rest of the grid finishes
+    assert_exactly_once(store, sweep_id, offline_wandb, 3, failed=1)
+    report = lrtrack("report", sweep_id, "--store", store)
+    assert report.returncode == 0, report.stderr
+    assert "failed after 1 epoch(s): RuntimeError: injected fault at epoch" in report.stdout
+
+
+def test_preflight_a_missing_device_or_an_unwritable_wandb_dir_exits_2_before_claiming(tmp_path):
+    store = f"sqlite:///{tmp_path}/store.db"
+    cuda = create(write_spec(tmp_path / "cuda.yaml", [0.01], device="cuda:7"), store)
+    proc = run_agent(cuda, store)
+    assert proc.returncode == 2 and proc.stderr.strip().startswith("error: device 'cuda:7': "), proc.stderr
+    (tmp_path / "not-a-dir").write_text("")
+    proc = subprocess.run(agent_cmd(create(write_spec(tmp_path / "g.yaml", [0.01]), store), store),
+                          capture_output=True, text=True, env={**os.environ, "WANDB_DIR": str(tmp_path / "not-a-dir")})
+    assert proc.returncode == 2 and "error: WANDB_DIR" in proc.stderr and "W&B cannot write there" in proc.stderr
+    with open_store(store, create=False) as opened:
+        assert all(not opened.runs(s.id) for s in opened.list_sweeps())  # nothing claimed
+
+
+def test_packed_members_are_recorded_one_by_one(tmp_path, offline_wandb):
+    """--pack 2, members of 1 and 3 epochs; SIGTERM in epoch 2: the 1-epoch member stays finished."""
+    store = f"sqlite:///{tmp_path}/store.db"
+    sweep_id = create(write_spec(tmp_path / "grid.yaml", [0.01], epochs=[1, 3]), store)
+    stopped = run_agent(sweep_id, store, "--pack", "2", fault="epoch@3:SIGTERM")  # hits: e1 A, e1 B, e2 B
+    assert stopped.returncode == 143, stopped.stderr
+    assert run_agent(sweep_id, store).returncode == 0
+    runs = assert_exactly_once(store, sweep_id, offline_wandb, 2)
+    attempts = {r.config["epochs"]: [a.state for a in r.attempts] for r in runs}
+    assert attempts == {1: ["finished"], 3: ["interrupted", "finished"]}
+
+
+def test_a_takeover_after_sigstop_and_a_late_finish_count_once(tmp_path, offline_wandb):
+    store = f"sqlite:///{tmp_path}/store.db"
+    sweep_id = create(write_spec(tmp_path / "grid.yaml", [0.01], epochs=3), store)
+    slow = spawn_agent(sweep_id, store, fault="epoch@1:SIGSTOP")
+    wait_until(lambda: _epochs(store, sweep_id) >= 1)
+    rescuer = run_agent(sweep_id, store)  # waits out the grace period, takes the run over, finishes it
+    assert rescuer.returncode == 0, rescuer.stderr
+    slow.send_signal(signal.SIGCONT)
+    out, err = slow.communicate(timeout=120)
+    assert slow.returncode == 0, err
+    assert "superseded" in out
+    (run,) = assert_exactly_once(store, sweep_id, offline_wandb, 1)
+    assert [a.state for a in run.attempts] == ["superseded", "finished"]
+
+
+def test_a_deleted_store_stops_the_agent_with_an_error(tmp_path, offline_wandb):
+    path = tmp_path / "store.db"
+    store = f"sqlite:///{path}"
+    sweep_id = create(write_spec(tmp_path / "grid.yaml", [0.01], epochs=400), store)
+    proc = spawn_agent(sweep_id, store)
+    wait_until(lambda: _epochs(store, sweep_id) >= 2)
+    path.unlink()
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 1, (out, err)
+    assert "the file was deleted while in use" in err and "Traceback" not in err
+    assert not path.exists()  # no new, empty store written into
+    (run_dir,) = (offline_wandb / "wandb").glob("offline-run-*")
+    assert wandb_files.read_summary(run_dir)["exit_code"] == 1  # W&B's run closed as failed
+
+
+def test_a_retried_commit_claims_and_creates_once(store_url, monkeypatch):
+    """The COMMIT goes through but its acknowledgement is lost (the connection drops):
+    `SqlStore._do` retries, and the retry finds its sweep id / claim token already there."""
+    import contextlib
+
+    from sqlalchemy.exc import OperationalError
+
+    from lrtrack.config import SweepSpec
+    from lrtrack.errors import StoreError
+    from lrtrack.store import SqlStore
+    from lrtrack.sweep import propose
+
+    original = SqlStore._transaction
+    lose = [0]  # how many of the next transactions lose their acknowledgement after committing
+
+    @contextlib.contextmanager
+    def ack_lost(self):
+        with original(self) as conn:
+            yield conn
+        if lose[0]:
+            lose[0] -= 1
+            dropped = OperationalError("COMMIT", {}, Exception("server closed the connection unexpectedly"))
+            raise StoreError(f"store {self.url}: connection lost") from dropped
+
+    monkeypatch.setattr(SqlStore, "_transaction", ack_lost)
+    spec = SweepSpec(name="acks", parameters={"lr": {"values": [0.1, 0.2]}}, fixed={"dataset": "digits"})
+    with open_store(store_url) as store:
+        lose[0] = 1
+        sweep = store.create_sweep(name=spec.name, backend="local", spec=spec.model_dump(mode="json"),
+                                   wandb_config=spec.to_wandb(), project=spec.project, entity=None)
+        assert [s.id for s in store.list_sweeps()] == [sweep.id]
+        lose[0] = 1
+        claim = store.claim_run(sweep.id, "w", propose(sweep.wandb_config), grace_seconds=60, wandb_run_id="tok00001")
+        lose[0] = 1
+        assert store.finish_attempt(claim.attempt.id, "finished", {"state": "finished"}) == ("finished", "finished")
+        runs = store.runs(sweep.id)
+    assert [(r.number, r.state, [a.wandb_run_id for a in r.attempts]) for r in runs] == [(1, "finished", ["tok00001"])]
+
+
+def wait_until(condition, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            pytest.fail("timed out")
+        time.sleep(0.1)
+
+
+def _epochs(store: str, sweep_id: str) -> int:
+    with open_store(store, create=False) as opened:
+        return max((len(a.history) for r in opened.runs(sweep_id) for a in r.attempts), default=0)
+
+
+def test_a_tampered_wandb_run_id_never_reaches_a_glob(tmp_path):
+    with pytest.raises(Exception, match="not a valid run id"):
+        wandb_files.find_run_dir("*", tmp_path)
