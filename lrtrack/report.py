@@ -102,6 +102,7 @@ class StudyData:
     rows: list[ConfigResult]
     expected: list[ExpectedResult] = field(default_factory=list)
     range_test: dict[str, Any] | None = None  #: the `lrtrack lr-find` result the sweep was written from
+    missing: list[dict[str, Any]] = field(default_factory=list)  #: grid points no run was made for
 
     @property
     def chance(self) -> float:
@@ -176,8 +177,21 @@ def load_study(store: Store, sweep_id: str) -> StudyData:
         expected=list(spec.expected),
         range_test=spec.range_test,
     )
+    study.missing = _missing_grid_points(spec, swept, rows)
     judge(study)
     return study
+
+
+def _missing_grid_points(spec, swept: list[str], rows: list[ConfigResult]) -> list[dict[str, Any]]:
+    """The grid's points (swept values only) that no run of the sweep was made for."""
+    import itertools
+
+    if spec.method != "grid":
+        return []
+    axes = [[(k, v) for v in spec.parameters[k].get("values", [spec.parameters[k].get("value")])] for k in swept]
+    made = {tuple(format_value(row.config.get(k)) for k in swept) for row in rows}
+    return [dict(point) for point in itertools.product(*axes)
+            if tuple(format_value(v) for _, v in point) not in made]
 
 
 def shown_attempt(run: RunRecord) -> AttemptRecord | None:
@@ -356,6 +370,9 @@ def results_markdown(study: StudyData) -> str:
         lines.append("| " + " | ".join([*swept, *cells, verdict]) + " |")
     lines.append("")
     lines += [f"- **{row.label}: {row.verdict.label}** — {row.verdict.reason}" for row in study.rows if row.verdict]
+    if study.missing:
+        lines += ["", f"Grid points that never ran ({len(study.missing)}): "
+                  + ", ".join(config_label(point) for point in study.missing)]
     return "\n".join(lines)
 
 

@@ -239,16 +239,22 @@ def describe(store: Store, sweep_id: str) -> dict[str, Any]:
     parameters), ``state`` (the attempt's), ``run_state``, ``attempt``,
     ``wandb_run_id``, ``error`` (a failed attempt's one-line error, else None), ``epochs`` (stored so far) and ``epochs_planned``, ``metrics``
     (final values keyed as logged) and ``latest`` (the last stored epoch's row, so a
-    running or interrupted attempt shows where it got to). ``sweep.progress`` is
+    running or interrupted attempt shows where it got to), ``verdict`` and ``verdict_reason``
+    (`lrtrack.verdicts`, on the attempt the report shows; None on the others). ``sweep.progress`` is
     `progress`'s counts.
     """
+    from lrtrack.report import load_study, shown_attempt
+
     sweep = store.get_sweep(sweep_id)
     spec = spec_of(sweep)
     runs = store.runs(sweep_id)
+    verdicts = {row.run: row.verdict for row in load_study(store, sweep_id).rows} if sweep.backend == "local" else {}
     entries = []
     for run in runs:
         config = {key: run.config.get(key) for key in spec.parameters}
+        shown = shown_attempt(run)
         for attempt in run.attempts:
+            verdict = verdicts.get(run.number) if attempt is shown else None
             entries.append(
                 {
                     "run": run.number,
@@ -263,6 +269,8 @@ def describe(store: Store, sweep_id: str) -> dict[str, Any]:
                     "error": attempt.summary.get("error"),
                     "metrics": dict(attempt.summary),
                     "latest": dict(attempt.history[-1]) if attempt.history else {},
+                    "verdict": verdict.label if verdict else None,
+                    "verdict_reason": verdict.reason if verdict else None,
                 }
             )
     return {

@@ -80,3 +80,24 @@ def test_without_a_learning_rate_axis_the_plain_rules_stay():
             run(2, 0.01, [0.60, 0.70, 0.80], [1.2, 0.9, 0.7], optimizer="sgd")]
     labels = verdicts(study(rows, swept=["optimizer"]))
     assert labels == {"lr=0.01 optimizer=adam": "best", "lr=0.01 optimizer=sgd": "too slow"}
+
+
+def test_grid_points_that_never_ran_are_listed_and_an_empty_sweep_says_so(tmp_path):
+    from clitools import create, lrtrack
+
+    spec = tmp_path / "grid.yaml"
+    spec.write_text("name: partly-run\nmethod: grid\nmetric: {name: val/acc, goal: maximize}\n"
+                    "parameters:\n  lr: {values: [0.01, 0.1, 0.001]}\n"
+                    "fixed: {dataset: digits, model: fcn, epochs: 1, train_size: 1000, test_size: 300}\n")
+    store = f"sqlite:///{tmp_path}/store.db"
+    sweep_id = create(spec, store)
+    empty = lrtrack("report", sweep_id, "--store", store)
+    assert empty.returncode == 1
+    assert f"sweep {sweep_id} has no runs yet" in empty.stderr and "Traceback" not in empty.stderr
+    assert lrtrack("agent", sweep_id, "--store", store, "--count", "1", "--offline").returncode == 0
+    report = lrtrack("report", sweep_id, "--store", store)
+    assert report.returncode == 0, report.stderr
+    assert "Grid points that never ran (2): lr=0.1, lr=0.001" in report.stdout
+    shown = lrtrack("sweep", "show", sweep_id, "--store", store, "--json")
+    (entry,) = __import__("json").loads(shown.stdout)["runs"]
+    assert entry["verdict"] == "best" and entry["verdict_reason"].startswith("final val/acc")

@@ -92,7 +92,9 @@ def print_sweep(description: dict[str, Any], wide: bool = False) -> None:
     config_keys = list(description["runs"][0]["config"]) if description["runs"] else []
     if not wide:  # the swept parameters; a parameter with one value is the same in every row
         config_keys = [key for key in config_keys if key in sweep["swept"]]
-    columns = ["run", *config_keys, "try", "state", "epochs", SHORT_LABELS.get(metric, metric), "W&B run"]
+    verdicts = any(entry.get("verdict") for entry in description["runs"])
+    columns = ["run", *config_keys, "try", "state", "epochs", SHORT_LABELS.get(metric, metric),
+               *(["verdict"] if verdicts else []), "W&B run"]
     if wide:
         columns += ["best val acc", "run state", "worker"]
     errors = any(entry.get("error") for entry in description["runs"])  # failed attempts' one-line errors
@@ -108,6 +110,7 @@ def print_sweep(description: dict[str, Any], wide: bool = False) -> None:
             entry["state"],
             f"{entry['epochs']}/{entry['epochs_planned']}",
             format_metric(metric, value),
+            *([entry.get("verdict") or ""] if verdicts else []),
             entry["wandb_run_id"] or "-",
         ]
         if wide:

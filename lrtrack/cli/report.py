@@ -22,7 +22,7 @@ def report(
     store: StoreOpt = None,
 ) -> None:
     """Results table, per-epoch curves and a verdict per config. Without --html/--wandb: the table as Markdown."""
-    from lrtrack.errors import UserError
+    from lrtrack.errors import LrtrackError, UserError
     from lrtrack.report import load_study, results_markdown, save_wandb_report, wandb_report_json, write_html
     from lrtrack.store import open_store
 
@@ -30,6 +30,9 @@ def report(
         raise UserError("--dry-run: only meaningful with --wandb")
     with open_store(store, create=False) as opened:
         study = load_study(opened, sweep_id)
+    if not study.rows:
+        raise LrtrackError(f"sweep {study.sweep_id} has no runs yet: nothing to report "
+                           f"(start one with: lrtrack agent {study.sweep_id})")
     if html is not None:
         written = write_html(study, html)
         typer.echo(f"wrote {written}", err=True)
