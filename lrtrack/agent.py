@@ -7,6 +7,13 @@ offline or online W&B run, and records every epoch in the store. A background
 `Heartbeat` keeps the attempt alive by the database clock; an attempt whose
 agent died is requeued by whichever agent claims next after the grace period.
 
+Stop signals: SIGINT (Ctrl-C) stops at once; SIGTERM (preemption, ``scancel``,
+``docker stop``, Kubernetes) and SIGUSR1 (SLURM's warning before the time limit)
+let a training run finish its current epoch first. Either way the run is logged
+``interrupted`` and requeued in the store at once, and the agent exits 128 + the
+signal's number. Under SLURM (`lrtrack.slurm`) the worker is named after the job
+and array task, and only rank 0 of a task claims runs.
+
 `supervise` starts several agent processes (one per GPU with
 ``CUDA_VISIBLE_DEVICES`` set, or N CPU workers), forwards SIGINT/SIGTERM to
 them and reports each one's exit.
@@ -41,21 +48,30 @@ DONE_MESSAGES = {
     "paused": "the sweep is paused (lrtrack sweep resume {sweep_id} to continue)",
     "cancelled": "the sweep is cancelled",
     "count": "--count runs done",
+    "rank": "not rank 0 of its task: only rank 0 claims runs",
 }
 
 
 class Terminated(KeyboardInterrupt):
-    """SIGTERM, raised in the main thread so a run stops cleanly (exit code 143)."""
+    """SIGTERM or SIGUSR1, raised in the main thread so a run stops cleanly (exit code 128 + signal)."""
 
-    exit_code = 143
+    def __init__(self, signum: int = signal.SIGTERM) -> None:
+        super().__init__()
+        self.exit_code = 128 + int(signum)
 
 
-#: SIGINT/SIGTERM received by this process since `raise_on_stop_signals`.
+#: Signals that let a training run finish its current epoch before it stops.
+EPOCH_END_SIGNALS = (signal.SIGTERM, signal.SIGUSR1)
+#: Stop signals received by this process since `raise_on_stop_signals`.
 _stop_signals: list[int] = []
+#: Set while a run trains: an EPOCH_END_SIGNALS signal then waits for the epoch hook.
+_training = threading.Event()
+#: Stop exceptions already raised: a second signal must not break the requeue in progress.
+_raised: list[int] = []
 
 
 def _stop_exception(signum: int) -> KeyboardInterrupt:
-    return Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
+    return KeyboardInterrupt() if signum == signal.SIGINT else Terminated(signum)
 
 
 def raise_on_stop_signals() -> None:
@@ -69,15 +85,19 @@ def raise_on_stop_signals() -> None:
 
     def handler(signum, frame):
         _stop_signals.append(signum)
+        if _raised or (signum in EPOCH_END_SIGNALS and _training.is_set()):
+            return  # already stopping, or the epoch hook stops the run after this epoch
+        _raised.append(signum)
         raise _stop_exception(signum)
 
-    for signum in (signal.SIGINT, signal.SIGTERM):
+    for signum in (signal.SIGINT, *EPOCH_END_SIGNALS):
         signal.signal(signum, handler)
 
 
 def check_stop() -> None:
     """Raise the stop exception of a signal already received (see `raise_on_stop_signals`)."""
     if _stop_signals:
+        _raised.append(_stop_signals[-1])
         raise _stop_exception(_stop_signals[-1])
 
 
@@ -163,6 +183,11 @@ class Agent:
 
     def run(self) -> AgentOutcome:
         """Claim and train runs until the sweep is done, ``count`` is reached, or a signal."""
+        from lrtrack.slurm import claiming_rank
+
+        if rank := claiming_rank():
+            self.report(f"[{self.settings.worker}] {rank}: only rank 0 of a task claims runs")
+            return AgentOutcome("rank", 0)
         if self.sweep.backend == "wandb":
             return self._run_wandb()
         done, waiting = 0, False
@@ -223,15 +248,19 @@ class Agent:
                                       max_attempts=1)
             self.report(f"run {run.number}: invalid config: {exc}")
             return None
+        from lrtrack.slurm import SlurmTask
+
         label = sweeps_lib.run_label(self.spec, config)
         wandb_id = new_id()
         self.store.set_wandb_run_id(attempt.id, wandb_id)
+        task = SlurmTask.from_env()
         logger = WandbLogger(
             self.sweep.project, self.sweep.entity,
             mode="offline" if self.settings.offline else None,
             name=label, group=self.sweep.id, run_id=wandb_id,
-            tags=[self.sweep.name, "lrtrack", f"attempt-{attempt.number}"],
-            extra_config={"sweep_id": self.sweep.id, "run_number": run.number, "attempt": attempt.number},
+            tags=[self.sweep.name, "lrtrack", f"attempt-{attempt.number}", *(task.tags if task else [])],
+            extra_config={"sweep_id": self.sweep.id, "run_number": run.number, "attempt": attempt.number,
+                          **(task.wandb_config if task else {})},
             verbose=self.settings.verbose,
         )
         self.report.run_started(_run_name(run, attempt), label, config.epochs, logger.describe())
@@ -249,6 +278,7 @@ class Agent:
                 member.heartbeat = stack.enter_context(
                     Heartbeat(self.store, member.attempt.id, self.settings.heartbeat_seconds))
             hooks = [self._epoch_hook(member) for member in members]
+            _training.set()
             try:
                 if len(members) == 1:
                     results = [train_run(members[0].config, members[0].logger, on_epoch=hooks[0])]
@@ -264,6 +294,16 @@ class Agent:
                 for member in members:
                     self._finish(member, "failed", {"state": "failed", "error": str(exc)})
                 return
+            except Exception as exc:
+                if not _stop_signals:
+                    raise
+                # Stopped on purpose, but the signal also reached W&B's service process (SLURM
+                # signals every process of a job), so logging failed: requeue the run all the same.
+                for member in members:
+                    self._finish(member, "interrupted", {"state": "interrupted", "error": f"{type(exc).__name__}: {exc}"})
+                raise _stop_exception(_stop_signals[-1]) from None
+            finally:
+                _training.clear()
         for member, result in zip(members, results):
             self._finish(member, result.state, result.summary)
 
@@ -324,9 +364,16 @@ def _run_name(run: RunRecord, attempt: AttemptRecord) -> str:
 
 
 def default_worker_name() -> str:
-    """``host:pid``, plus the supervisor's slot name (e.g. ``gpu0.0``) when there is one."""
-    slot = os.environ.get("LRTRACK_WORKER")
-    return f"{socket.gethostname()}:{os.getpid()}" + (f":{slot}" if slot else "")
+    """``host:pid``, plus the SLURM task (``slurm-<array job>_<task>[-restartN]``) and the
+    supervisor's slot name (e.g. ``gpu0.0``) when there are."""
+    from lrtrack.slurm import SlurmTask
+
+    parts = [socket.gethostname(), str(os.getpid())]
+    if task := SlurmTask.from_env():
+        parts.append(task.worker_suffix)
+    if slot := os.environ.get("LRTRACK_WORKER"):
+        parts.append(slot)
+    return ":".join(parts)
 
 
 # ---------------------------------------------------------------- several workers
@@ -369,7 +416,7 @@ def supervise(sweep_id: str, workers: list[Worker], agent_args: list[str], store
 
     The store URL travels in ``LRTRACK_STORE`` (never on a command line, where
     ``ps`` would show a password). Returns 0 when every worker exited 0, else
-    130/143 after a forwarded signal, else the first non-zero code.
+    128 + the signal after a forwarded one, else the first non-zero code.
     """
     procs: list[tuple[Worker, subprocess.Popen]] = []
     received: list[int] = []
@@ -380,7 +427,7 @@ def supervise(sweep_id: str, workers: list[Worker], agent_args: list[str], store
             if proc.poll() is None:
                 proc.send_signal(signum)
 
-    previous = {sig: signal.signal(sig, forward) for sig in (signal.SIGINT, signal.SIGTERM)}
+    previous = {sig: signal.signal(sig, forward) for sig in (signal.SIGINT, *EPOCH_END_SIGNALS)}
     try:
         for worker in workers:
             env = {**os.environ, **worker.env, "LRTRACK_STORE": store_url, "LRTRACK_WORKER": worker.name}
@@ -400,5 +447,5 @@ def supervise(sweep_id: str, workers: list[Worker], agent_args: list[str], store
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     if received:
-        return 143 if received[-1] == signal.SIGTERM else 130
+        return 128 + int(received[-1])
     return next((code for code in codes if code != 0), 0)

@@ -47,7 +47,7 @@ def _root(
 def _register() -> None:
     from lrtrack.cli import train  # noqa: F401  (commands register themselves on `app`)
 
-    for name in ("sweep", "agent", "report", "sync", "reproduce", "lr_find", "ui"):
+    for name in ("sweep", "agent", "report", "sync", "reproduce", "lr_find", "ui", "slurm"):
         try:
             __import__(f"lrtrack.cli.{name}")
         except ModuleNotFoundError as exc:

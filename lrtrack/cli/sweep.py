@@ -137,3 +137,21 @@ def resume(sweep_id: SweepIdArg, store: StoreOpt = None) -> None:
 def cancel(sweep_id: SweepIdArg, store: StoreOpt = None) -> None:
     """Stop the sweep: running runs stop at their next epoch, agents exit."""
     _set_state(sweep_id, "cancelled", store)
+
+
+@sweep_app.command("retry")
+def retry(
+    sweep_id: SweepIdArg,
+    state: Annotated[str, typer.Option(help="Comma-separated attempt states to run again.")] = "failed,crashed,interrupted",
+    store: StoreOpt = None,
+) -> None:
+    """Run again, as new attempts, the runs whose last attempt ended in --state (one transaction)."""
+    from lrtrack.store import open_store
+    from lrtrack.sweep import retry as retry_runs
+
+    states = tuple(part.strip() for part in state.split(",") if part.strip())
+    with open_store(store, create=False) as opened:
+        numbers = retry_runs(opened, sweep_id, states)
+    shown = ", ".join(map(str, numbers)) or "none"
+    typer.echo(f"sweep {sweep_id}: {len(numbers)} run{'s' if len(numbers) != 1 else ''} requeued ({shown}); "
+               f"start agents to run them")
