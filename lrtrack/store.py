@@ -52,7 +52,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterator
 
-from lrtrack.errors import NoStoreError, StoreError, StoreOpenError, UnknownSweepError
+from lrtrack.errors import LrtrackWarning, NoStoreError, StoreError, StoreOpenError, UnknownSweepError
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection, Engine
@@ -673,6 +673,14 @@ class SqlStore(Store):
 
         self._do(finish)
 
+    def running_hosts(self) -> set[str]:
+        """Hosts of the agents with an attempt running now (an agent's worker name starts ``host:``)."""
+        from sqlalchemy import select
+
+        a = self._attempts
+        workers = self._do(lambda conn: conn.execute(select(a.c.worker).where(a.c.state == "running").distinct()).all())
+        return {worker.split(":", 1)[0] for (worker,) in workers if ":" in worker}
+
     def close(self) -> None:
         self._engine.dispose()
 
@@ -737,7 +745,58 @@ def open_store(url: str | os.PathLike | None = None, *, create: bool = True) -> 
         store.close()
         where = str(path) if parsed.get_backend_name() == "sqlite" else shown
         raise StoreOpenError(f"--store {where}: cannot open ({_driver_message(exc.__cause__)})") from None
+    if store._is_sqlite:
+        warn_if_sqlite_is_shared(store, path)
     return store
+
+
+# ---------------------------------------------------------------- SQLite shared between machines
+
+#: Filesystem types (``/proc/mounts``) of network and cluster filesystems, where SQLite's
+#: file locks are not reliable: two agents could both take the write lock.
+NETWORK_FILESYSTEMS = ("nfs", "nfs4", "cifs", "smb3", "smbfs", "lustre", "gpfs", "beegfs", "ceph", "fuse.ceph",
+                       "glusterfs", "fuse.glusterfs", "fuse.sshfs", "afs", "panfs", "9p", "ocfs2")
+
+
+def filesystem_type(path: Path, mounts: str | None = None) -> str | None:
+    """The type of the filesystem holding ``path`` (the longest mount point above it in
+    ``/proc/mounts``, or in ``mounts``, its text), or None where that cannot be told."""
+    if mounts is None:
+        try:
+            mounts = Path("/proc/mounts").read_text()
+        except OSError:
+            return None
+    best, kind = "", None
+    target = str(path)
+    for line in mounts.splitlines():
+        fields = line.split()
+        if len(fields) < 3:
+            continue
+        point = fields[1].replace("\\040", " ")
+        inside = target == point or target.startswith(point.rstrip("/") + "/")
+        if inside and len(point) > len(best):
+            best, kind = point, fields[2]
+    return kind
+
+
+def warn_if_sqlite_is_shared(store: SqlStore, path: Path) -> None:
+    """Warn (`LrtrackWarning`) when an SQLite store sits on a network filesystem, or when
+    agents on other hosts are running from it: SQLite's locking is not safe there."""
+    import socket
+    import warnings
+
+    hint = "use a PostgreSQL store for agents on several machines (--store postgresql://...)"
+    kind = filesystem_type(path)
+    if kind in NETWORK_FILESYSTEMS:
+        warnings.warn(LrtrackWarning(
+            f"the SQLite store {path} is on a network filesystem ({kind}), where SQLite's locking is not safe: {hint}"),
+            stacklevel=3)
+        return
+    hosts = store.running_hosts() - {socket.gethostname()}
+    if hosts:
+        warnings.warn(LrtrackWarning(
+            f"the SQLite store {path} is used by agents on other hosts too ({', '.join(sorted(hosts))}): {hint}"),
+            stacklevel=3)
 
 
 def _no_sqlite_store(path: Path) -> bool:

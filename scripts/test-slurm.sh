@@ -66,7 +66,8 @@ SlurmdPort=$(free_port)
 SlurmUser=root
 SlurmdUser=root
 AuthType=auth/munge
-AuthInfo=socket=$root/munge/socket
+# cred_expire: how long a requeued job waits before it may start again (default 120 s)
+AuthInfo=socket=$root/munge/socket,cred_expire=5
 CredType=cred/munge
 StateSaveLocation=$root/state
 SlurmdSpoolDir=$root/spool/%n

@@ -150,12 +150,6 @@ def runs_of(store: str, sweep_id: str):
         return opened.runs(sweep_id)
 
 
-def release(task: str) -> None:
-    """Start a requeued task now: SLURM holds a requeued job about two minutes (its begin time)."""
-    wait_until(lambda: job_state(task) == "PENDING", 60, f"{task} to be requeued")
-    subprocess.run(["scontrol", "update", f"JobId={task}", "StartTime=now"], check=True, capture_output=True)
-
-
 @pytest.mark.postgres
 @pytest.mark.slow
 def test_a_job_array_of_3_runs_a_12_point_grid_exactly_once(tmp_path, offline_wandb, slurm_cluster, pg_db):
@@ -203,7 +197,8 @@ def test_usr1_and_scontrol_requeue_requeue_the_run_at_once_and_the_restarted_tas
     first_requeue = time.monotonic() - signalled
     (run,) = runs_of(pg_db, sweep_id)
     assert run.state == "pending" and run.attempts[0].state == "interrupted"  # requeued in the store at once
-    release(task)  # the script requeued its own task (agent exit 138 -> scontrol requeue)
+    # The script requeued its own task (agent exit 138 -> scontrol requeue); SLURM restarts it
+    # after cred_expire (5 s in the test cluster, 120 s by default).
 
     # 2. SLURM requeues the running task (as preemption does): SIGTERM to every process of the job.
     wait_until(epochs_of_attempt(2), 120, "attempt 2's second epoch")
@@ -211,7 +206,6 @@ def test_usr1_and_scontrol_requeue_requeue_the_run_at_once_and_the_restarted_tas
     subprocess.run(["scontrol", "requeue", task], check=True)
     wait_until(interrupted(2), 60, "attempt 2 interrupted")
     second_requeue = time.monotonic() - signalled
-    release(task)
     wait_until(lambda: job_state(task) is None and job_state(job) is None, 240, "the task to finish", interval=1)
 
     # Default grace period 120 s: only the agent's own requeue can be this fast.

@@ -18,7 +18,7 @@ import typer
 from rich.console import Console
 
 from lrtrack import __version__
-from lrtrack.errors import LrtrackError, UserError
+from lrtrack.errors import LrtrackError, LrtrackWarning, UserError
 
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)
 
@@ -59,6 +59,7 @@ def main(argv: list[str] | None = None) -> None:
     """Console-script entry point."""
     # W&B's `sweeps` package still uses pydantic v1-style config keys; its warning is noise here.
     warnings.filterwarnings("ignore", message="Valid config keys have changed in V2")
+    _show_lrtrack_warnings_as_one_line()
     _register()
     try:
         code = app(args=argv, prog_name="lrtrack", standalone_mode=False)
@@ -106,6 +107,19 @@ def _usage_for(argv: list[str]) -> str:
         command, path = sub, [*path, token]
     ctx = command.make_context(" ".join(path), [], resilient_parsing=True)
     return f"{ctx.get_usage()}\nTry '{' '.join(path)} --help' for help.\n"
+
+
+def _show_lrtrack_warnings_as_one_line() -> None:
+    """`LrtrackWarning` is printed as ``warning: ...``, without Python's file and line."""
+    default = warnings.showwarning
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        if issubclass(category, LrtrackWarning):
+            err_console.print(f"warning: {message}", markup=False)
+        else:
+            default(message, category, filename, lineno, file, line)
+
+    warnings.showwarning = show
 
 
 def _exit_now(code: int) -> None:
