@@ -27,10 +27,12 @@ import statistics
 import sys
 import threading
 import time
+import warnings
 from collections import Counter
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+warnings.filterwarnings("ignore", message="Valid config keys have changed in V2")  # the sweeps package
 
 from lrtrack.config import SweepSpec  # noqa: E402
 from lrtrack.store import SqlStore, open_store  # noqa: E402

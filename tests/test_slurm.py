@@ -22,6 +22,17 @@ from lrtrack import wandb_files
 from lrtrack.slurm import ArrayJob, SlurmTask, claiming_rank, render_script
 
 
+def local_sweep(tmp_path: Path) -> tuple[str, str]:
+    """A one-point sweep in an SQLite store, made in-process (fast); (store URL, sweep id)."""
+    from lrtrack.config import load_spec
+    from lrtrack.store import open_store
+    from lrtrack.sweep import create_sweep
+
+    store = f"sqlite:///{tmp_path}/store.db"
+    with open_store(store) as opened:
+        return store, create_sweep(load_spec(write_grid(tmp_path / "g.yaml", [0.01], ["adam"], 1)), opened, "local").id
+
+
 def write_grid(path: Path, lrs: list[float], optimizers: list[str], epochs: int) -> Path:
     path.write_text(
         "name: slurm-grid\nmethod: grid\nmetric: {name: val/acc, goal: maximize}\n"
@@ -34,8 +45,7 @@ def write_grid(path: Path, lrs: list[float], optimizers: list[str], epochs: int)
 
 
 def test_dry_run_prints_a_job_array_script_with_every_setting_and_no_secret(tmp_path):
-    store = f"sqlite:///{tmp_path}/store.db"
-    sweep_id = create(write_grid(tmp_path / "g.yaml", [0.01], ["adam"], 1), store)
+    store, sweep_id = local_sweep(tmp_path)
     proc = lrtrack("slurm", sweep_id, "--array", "4", "--count", "2", "--gpus", "1", "--cpus", "8",
                    "--partition", "gpu", "--account", "ml", "--time", "4:00:00", "--constraint", "a100",
                    "--throttle", "2", "--dry-run", "--store", store)
@@ -63,8 +73,7 @@ def test_the_script_never_holds_a_password():
     (["--partition", "a b"], "--partition: must be one word"),
 ])
 def test_bad_flags_are_one_line_exit_2_and_nothing_written(tmp_path, args, message):
-    store = f"sqlite:///{tmp_path}/store.db"
-    sweep_id = create(write_grid(tmp_path / "g.yaml", [0.01], ["adam"], 1), store)
+    store, sweep_id = local_sweep(tmp_path)
     proc = lrtrack("slurm", sweep_id, *args, "--submit", "--store", store)
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == [f"error: {proc.stderr.strip().removeprefix('error: ')}"]
@@ -73,8 +82,7 @@ def test_bad_flags_are_one_line_exit_2_and_nothing_written(tmp_path, args, messa
 
 
 def test_submit_without_sbatch_and_an_unknown_sweep_are_one_line_exit_2(tmp_path):
-    store = f"sqlite:///{tmp_path}/store.db"
-    sweep_id = create(write_grid(tmp_path / "g.yaml", [0.01], ["adam"], 1), store)
+    store, sweep_id = local_sweep(tmp_path)
     no_sbatch = {**os.environ, "PATH": str(tmp_path / "empty-bin")}
     proc = lrtrack("slurm", sweep_id, "--array", "2", "--submit", "--store", store, env=no_sbatch)
     assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1
@@ -99,8 +107,7 @@ def test_slurm_task_names_tags_and_ranks_from_the_environment():
 
 
 def test_an_agent_that_is_not_rank_0_claims_nothing(tmp_path):
-    store = f"sqlite:///{tmp_path}/store.db"
-    sweep_id = create(write_grid(tmp_path / "g.yaml", [0.01], ["adam"], 1), store)
+    store, sweep_id = local_sweep(tmp_path)
     env = {**os.environ, "SLURM_JOB_ID": "9", "SLURM_PROCID": "1"}
     proc = lrtrack("agent", sweep_id, "--store", store, env=env)
     assert proc.returncode == 0, proc.stderr
