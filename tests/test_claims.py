@@ -23,8 +23,6 @@ from lrtrack.errors import LrtrackWarning, UserError
 from lrtrack.store import filesystem_type, open_store
 from lrtrack.sweep import create_sweep, grid_points, propose
 
-from conftest import MNIST_ROOT
-
 CLAIM = {"grace_seconds": 60.0, "max_attempts": 3}
 
 
@@ -120,7 +118,7 @@ def test_retry_requeues_failed_runs_as_new_attempts_in_one_transaction(store_url
         assert (again.run.number, again.attempt.number) == (first.run.number, 2)
 
 
-def test_sweep_retry_runs_failed_runs_again_and_show_lists_both_attempts(tmp_path, offline_wandb):
+def test_sweep_retry_runs_failed_runs_again_and_show_lists_both_attempts(tmp_path, offline_wandb, data_dir):
     from lrtrack.config import load_spec
     from lrtrack.sweep import describe, retry
 
@@ -148,7 +146,7 @@ def test_sweep_retry_runs_failed_runs_again_and_show_lists_both_attempts(tmp_pat
     proc = lrtrack("sweep", "retry", sweep_id, "--store", store)
     assert proc.returncode == 0, proc.stderr
     assert "2 runs requeued (1, 2)" in proc.stdout
-    proc = lrtrack("agent", sweep_id, "--store", store, env={**os.environ, "LRTRACK_DATA_DIR": str(MNIST_ROOT)})
+    proc = lrtrack("agent", sweep_id, "--store", store, env={**os.environ, "LRTRACK_DATA_DIR": str(data_dir)})
     assert proc.returncode == 0, proc.stderr
     entries = show(sweep_id, store)["runs"]
     assert sorted((e["run"], e["attempt"], e["state"]) for e in entries) == [
