@@ -19,6 +19,13 @@ signals deferred (`signals_deferred`), so a signal cannot split it. An exception
 that is not lrtrack's own (the model, the data, the device) fails only its
 attempt; `IDENTICAL_FAILURES` in a row with the same error stop the agent.
 
+Stop signals: SIGINT (Ctrl-C) stops at once; SIGTERM (preemption, ``scancel``,
+``docker stop``, Kubernetes) and SIGUSR1 (SLURM's warning before the time limit)
+let a training run finish its current epoch first. Either way the run is logged
+``interrupted`` and requeued in the store at once, and the agent exits 128 + the
+signal's number. Under SLURM (`lrtrack.slurm`) the worker is named after the job
+and array task, and only rank 0 of a task claims runs.
+
 `supervise` starts several agent processes (one per GPU with
 ``CUDA_VISIBLE_DEVICES`` set, or N CPU workers), forwards SIGINT/SIGTERM to
 them and reports each one's exit.
@@ -54,6 +61,7 @@ DONE_MESSAGES = {
     "paused": "the sweep is paused (lrtrack sweep resume {sweep_id} to continue)",
     "cancelled": "the sweep is cancelled",
     "count": "--count runs done",
+    "rank": "not rank 0 of its task: only rank 0 claims runs",
 }
 
 #: Runs failing in a row with the same error after which an agent stops (exit 1): a
@@ -66,19 +74,27 @@ EPOCH_WRITE_TRIES = 4
 
 
 class Terminated(KeyboardInterrupt):
-    """SIGTERM, raised in the main thread so a run stops cleanly (exit code 143)."""
+    """SIGTERM or SIGUSR1, raised in the main thread so a run stops cleanly (exit code 128 + signal)."""
 
-    exit_code = 143
+    def __init__(self, signum: int = signal.SIGTERM) -> None:
+        super().__init__()
+        self.exit_code = 128 + int(signum)
 
 
-#: SIGINT/SIGTERM received by this process since `raise_on_stop_signals`.
+#: Signals that let a training run finish its current epoch before it stops.
+EPOCH_END_SIGNALS = (signal.SIGTERM, signal.SIGUSR1)
+#: Stop signals received by this process since `raise_on_stop_signals`.
 _stop_signals: list[int] = []
 #: Nesting depth of `signals_deferred`: while above 0 a stop signal is only remembered.
 _deferred = 0
+#: Set while a run trains: an EPOCH_END_SIGNALS signal then waits for the epoch hook.
+_training = threading.Event()
+#: Stop exceptions already raised: a second signal must not break the requeue in progress.
+_raised: list[int] = []
 
 
 def _stop_exception(signum: int) -> KeyboardInterrupt:
-    return Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
+    return KeyboardInterrupt() if signum == signal.SIGINT else Terminated(signum)
 
 
 def raise_on_stop_signals() -> None:
@@ -92,16 +108,19 @@ def raise_on_stop_signals() -> None:
 
     def handler(signum, frame):
         _stop_signals.append(signum)
-        if not _deferred:
-            raise _stop_exception(signum)
+        if _deferred or _raised or (signum in EPOCH_END_SIGNALS and _training.is_set()):
+            return  # recording an attempt, already stopping, or the epoch hook stops the run after this epoch
+        _raised.append(signum)
+        raise _stop_exception(signum)
 
-    for signum in (signal.SIGINT, signal.SIGTERM):
+    for signum in (signal.SIGINT, *EPOCH_END_SIGNALS):
         signal.signal(signum, handler)
 
 
 def check_stop() -> None:
     """Raise the stop exception of a signal already received (see `raise_on_stop_signals`)."""
     if _stop_signals:
+        _raised.append(_stop_signals[-1])
         raise _stop_exception(_stop_signals[-1])
 
 
@@ -208,6 +227,11 @@ class Agent:
 
         Whatever ends it, every attempt it claimed is recorded once (see the module docstring).
         """
+        from lrtrack.slurm import claiming_rank
+
+        if rank := claiming_rank():
+            self.report(f"[{self.settings.worker}] {rank}: only rank 0 of a task claims runs")
+            return AgentOutcome("rank", 0)
         if self.sweep.backend == "wandb":
             return self._run_wandb()
         preflight(self.spec)
@@ -285,13 +309,17 @@ class Agent:
         except UserError as exc:
             self._record(member, "failed", {"state": "failed", "error": "; ".join(exc.problems)})
             return False
+        from lrtrack.slurm import SlurmTask
+
+        task = SlurmTask.from_env()
         member.label = sweeps_lib.run_label(self.spec, member.config)
         member.logger = WandbLogger(
             self.sweep.project, self.sweep.entity,
             mode="offline" if self.settings.offline else None,
             name=member.label, group=self.sweep.id, run_id=attempt.wandb_run_id,
-            tags=[self.sweep.name, "lrtrack", f"attempt-{attempt.number}"],
-            extra_config={"sweep_id": self.sweep.id, "run_number": run.number, "attempt": attempt.number},
+            tags=[self.sweep.name, "lrtrack", f"attempt-{attempt.number}", *(task.tags if task else [])],
+            extra_config={"sweep_id": self.sweep.id, "run_number": run.number, "attempt": attempt.number,
+                          **(task.wandb_config if task else {})},
             verbose=self.settings.verbose,
             # the store records the attempt first, then W&B's run is finished (see `_record`)
             before_finish=lambda summary: self._record(member, summary["state"], summary),
@@ -311,6 +339,7 @@ class Agent:
                 member.heartbeat = stack.enter_context(
                     Heartbeat(self.store, member.attempt.id, self.settings.heartbeat_seconds))
             hooks = [self._epoch_hook(member) for member in members]
+            _training.set()
             try:
                 if len(members) == 1:
                     train_run(members[0].config, members[0].logger, on_epoch=hooks[0])
@@ -321,8 +350,14 @@ class Agent:
             except (KeyboardInterrupt, StoreError):
                 raise  # `run` releases what is still open
             except Exception as exc:  # the model, the data, the device, lrtrack's own checks
+                if _stop_signals:
+                    # Stopped on purpose, but the signal also reached W&B's service process (SLURM
+                    # signals every process of a job), so logging failed: `run` requeues it all the same.
+                    raise _stop_exception(_stop_signals[-1]) from None
                 self._failed(members, exc)
                 return
+            finally:
+                _training.clear()
         self._failures = (None, 0)
 
     def _failed(self, members: list[Member], exc: Exception) -> None:
@@ -517,9 +552,16 @@ def _traceback_dir():
 
 
 def default_worker_name() -> str:
-    """``host:pid``, plus the supervisor's slot name (e.g. ``gpu0.0``) when there is one."""
-    slot = os.environ.get("LRTRACK_WORKER")
-    return f"{socket.gethostname()}:{os.getpid()}" + (f":{slot}" if slot else "")
+    """``host:pid``, plus the SLURM task (``slurm-<array job>_<task>[-restartN]``) and the
+    supervisor's slot name (e.g. ``gpu0.0``) when there are."""
+    from lrtrack.slurm import SlurmTask
+
+    parts = [socket.gethostname(), str(os.getpid())]
+    if task := SlurmTask.from_env():
+        parts.append(task.worker_suffix)
+    if slot := os.environ.get("LRTRACK_WORKER"):
+        parts.append(slot)
+    return ":".join(parts)
 
 
 # ---------------------------------------------------------------- several workers
@@ -562,7 +604,7 @@ def supervise(sweep_id: str, workers: list[Worker], agent_args: list[str], store
 
     The store URL travels in ``LRTRACK_STORE`` (never on a command line, where
     ``ps`` would show a password). Returns 0 when every worker exited 0, else
-    130/143 after a forwarded signal, else the first non-zero code.
+    128 + the signal after a forwarded one, else the first non-zero code.
     """
     procs: list[tuple[Worker, subprocess.Popen]] = []
     received: list[int] = []
@@ -573,7 +615,7 @@ def supervise(sweep_id: str, workers: list[Worker], agent_args: list[str], store
             if proc.poll() is None:
                 proc.send_signal(signum)
 
-    previous = {sig: signal.signal(sig, forward) for sig in (signal.SIGINT, signal.SIGTERM)}
+    previous = {sig: signal.signal(sig, forward) for sig in (signal.SIGINT, *EPOCH_END_SIGNALS)}
     try:
         for worker in workers:
             env = {**os.environ, **worker.env, "LRTRACK_STORE": store_url, "LRTRACK_WORKER": worker.name}
@@ -593,5 +635,5 @@ def supervise(sweep_id: str, workers: list[Worker], agent_args: list[str], store
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     if received:
-        return 143 if received[-1] == signal.SIGTERM else 130
+        return 128 + int(received[-1])
     return next((code for code in codes if code != 0), 0)

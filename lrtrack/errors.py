@@ -48,3 +48,7 @@ class StoreOpenError(StoreError, UserError):
 
 class NoStoreError(StoreOpenError):
     """A command that needs an existing store found none at the URL (and created none)."""
+
+
+class LrtrackWarning(UserWarning):
+    """Something that works but may hurt the user (the CLI prints it as one ``warning:`` line)."""

@@ -27,6 +27,14 @@ Exactly-once claims
 IMMEDIATE`` on SQLite, ``SELECT ... FOR UPDATE`` on PostgreSQL), requeues stale
 attempts, then hands out a pending run or asks the engine for a new config. No
 two agents can interleave inside it, so no grid point is run twice or skipped.
+A grid sweep's points are enumerated once, when the sweep is created (the
+``sweeps`` engine run to exhaustion, in its own order), and stored in
+``lrtrack_grid_points``; its claims take the next free point (or a requeued
+run) with ``FOR UPDATE SKIP LOCKED`` on PostgreSQL and never read the sweep's
+other runs, so a claim costs the same at the first point and the last, and
+concurrent claimers do not queue on one lock (on SQLite, ``BEGIN IMMEDIATE``
+still serialises them). Random and bayes sweeps ask the engine at every claim.
+
 Every time (heartbeats, staleness) comes from the database's clock, never from
 the agents' clocks, which may disagree across machines.
 
@@ -64,7 +72,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterator
 
-from lrtrack.errors import NoStoreError, StoreError, StoreGoneError, StoreOpenError, UnknownSweepError, UserError
+from lrtrack.errors import (
+    LrtrackWarning, NoStoreError, StoreError, StoreGoneError, StoreOpenError, UnknownSweepError, UserError,
+)
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection, Engine
@@ -72,7 +82,7 @@ if TYPE_CHECKING:
 #: Where the store lives when neither ``--store`` nor ``$LRTRACK_STORE`` says.
 DEFAULT_STORE = "sqlite:///.lrtrack/store.db"
 #: Bumped whenever the tables change; a store of another version is refused on open.
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 2  # 2: lrtrack_sweeps.max_attempts, lrtrack_grid_points
 #: Failed or crashed attempts after which a run fails for good, unless the sweep says otherwise.
 DEFAULT_MAX_ATTEMPTS = 3
 #: Attempt states that count as failures toward ``max_attempts``.
@@ -187,8 +197,12 @@ class Store:
     # -- sweeps
     def create_sweep(self, *, name: str, backend: str, spec: dict[str, Any], wandb_config: dict[str, Any],
                      project: str, entity: str | None, sweep_id: str | None = None,
-                     max_attempts: int = DEFAULT_MAX_ATTEMPTS) -> SweepRecord:
-        """Register a sweep; ``sweep_id`` None draws a fresh 8-character id."""
+                     max_attempts: int = DEFAULT_MAX_ATTEMPTS, grid_points: list[dict[str, Any]] | None = None,
+                     ) -> SweepRecord:
+        """Register a sweep; ``sweep_id`` None draws a fresh 8-character id.
+
+        ``grid_points``, every config of a grid in the engine's order, makes claims
+        take those points in turn instead of asking the engine (see the module docstring)."""
         raise NotImplementedError
 
     def set_max_attempts(self, sweep_id: str, max_attempts: int) -> None:
@@ -226,6 +240,12 @@ class Store:
     def find_claim(self, wandb_run_id: str) -> tuple[int, int] | None:
         """(attempt id, attempt number) of the attempt claimed with ``wandb_run_id``, if it
         was committed (an agent stopped during its claim looks it up to release it)."""
+        raise NotImplementedError
+
+    def retry_runs(self, sweep_id: str, states: tuple[str, ...]) -> list[int]:
+        """In one transaction: every run that is over and whose latest attempt ended in one of
+        ``states`` goes back to pending (a finished sweep runs again); returns their numbers.
+        Each is then claimed as a new attempt, one beyond any attempt limit."""
         raise NotImplementedError
 
     # -- attempts
@@ -291,7 +311,8 @@ def check_max_attempts(value: int) -> int:
 
 def _tables():
     """The schema (built lazily: SQLAlchemy is imported only when a store is opened)."""
-    from sqlalchemy import Column, Float, ForeignKey, Integer, MetaData, String, Table, Text, UniqueConstraint
+    from sqlalchemy import (Boolean, Column, Float, ForeignKey, Index, Integer, MetaData, String, Table, Text,
+                            UniqueConstraint)
     from sqlalchemy.types import TypeDecorator
 
     class JSONText(TypeDecorator):
@@ -332,6 +353,15 @@ def _tables():
         Column("config", JSONText, nullable=False),
         Column("state", String(16), nullable=False),
         UniqueConstraint("sweep_id", "number"),
+        Index("ix_lrtrack_runs_state", "sweep_id", "state", "number"),  # a grid claim's pending-run lookup
+    )
+    Table(  # a grid's points, enumerated at creation; ``number`` is the run number it becomes
+        "lrtrack_grid_points", metadata,
+        Column("sweep_id", String(64), ForeignKey("lrtrack_sweeps.id", ondelete="CASCADE"), primary_key=True),
+        Column("number", Integer, primary_key=True),
+        Column("config", JSONText, nullable=False),
+        Column("claimed", Boolean, nullable=False, default=False),
+        Index("ix_lrtrack_grid_points_free", "sweep_id", "claimed", "number"),
     )
     Table(
         "lrtrack_attempts", metadata,
@@ -376,6 +406,7 @@ class SqlStore(Store):
         t = self._metadata.tables
         self._sweeps, self._runs = t["lrtrack_sweeps"], t["lrtrack_runs"]
         self._attempts, self._epochs, self._meta = t["lrtrack_attempts"], t["lrtrack_epochs"], t["lrtrack_meta"]
+        self._points = t["lrtrack_grid_points"]
         self._is_sqlite = engine.dialect.name == "sqlite"
         #: The SQLite file and its (device, inode) once the store is open: see `_check_file`.
         self._file: tuple[Path, tuple[int, int]] | None = None
@@ -461,6 +492,7 @@ class SqlStore(Store):
             if version and version.isdigit() and 1 <= int(version) < SCHEMA_VERSION:
                 for step in MIGRATIONS[int(version) - 1:]:
                     conn.execute(text(step))
+                self._metadata.create_all(conn)  # tables new since that version (1 -> 2: lrtrack_grid_points)
                 conn.execute(self._meta.update().where(self._meta.c.key == "schema_version")
                              .values(value=str(SCHEMA_VERSION)))
                 version = str(SCHEMA_VERSION)
@@ -486,7 +518,7 @@ class SqlStore(Store):
     # -- sweeps
 
     def create_sweep(self, *, name, backend, spec, wandb_config, project, entity, sweep_id=None,
-                     max_attempts=DEFAULT_MAX_ATTEMPTS) -> SweepRecord:
+                     max_attempts=DEFAULT_MAX_ATTEMPTS, grid_points=None) -> SweepRecord:
         from sqlalchemy import select
 
         created = sweep_id or new_id()  # drawn once: a retried COMMIT finds it and creates nothing
@@ -502,6 +534,10 @@ class SqlStore(Store):
                     project=project, entity=entity, created_at=self._now(conn),
                     max_attempts=check_max_attempts(max_attempts),
                 ))
+                if grid_points:
+                    conn.execute(self._points.insert(), [
+                        {"sweep_id": created, "number": number, "config": config, "claimed": False}
+                        for number, config in enumerate(grid_points, start=1)])
             return created
 
         return self.get_sweep(self._do(insert))
@@ -572,12 +608,13 @@ class SqlStore(Store):
 
     def claim_run(self, sweep_id, worker, propose, *, grace_seconds, wandb_run_id=None) -> Claim:
         def claim(conn: Connection) -> Claim:
-            sweep = self._read_sweep(conn, sweep_id, lock=True)
-            runs = None
             if wandb_run_id is not None and (done := self._claimed(conn, wandb_run_id)) is not None:
                 runs = self._load_runs(conn, sweep_id)  # a retry whose first COMMIT went through
                 run = next(r for r in runs if r.id == done[2])
                 return Claim(run=run, attempt=next(a for a in run.attempts if a.id == done[0]))
+            if self._has_grid_points(conn, sweep_id):
+                return self._claim_grid_point(conn, sweep_id, worker, grace_seconds, wandb_run_id)
+            sweep = self._read_sweep(conn, sweep_id, lock=True)
             if sweep.state != "running":
                 return Claim(reason=sweep.state)
             now = self._now(conn)
@@ -631,11 +668,13 @@ class SqlStore(Store):
         a, r = self._attempts, self._runs
         stale = conn.execute(
             select(a.c.id, a.c.run_id, a.c.number).join(r, r.c.id == a.c.run_id)
-            .where(r.c.sweep_id == sweep_id, a.c.state == "running", a.c.heartbeat_at < cutoff)
+            .where(r.c.sweep_id == sweep_id, a.c.state == "running", a.c.heartbeat_at < cutoff).order_by(a.c.id)
         ).all()
-        for attempt_id, run_id, _number in stale:
-            conn.execute(a.update().where(a.c.id == attempt_id).values(
+        for attempt_id, run_id, number in stale:
+            marked = conn.execute(a.update().where(a.c.id == attempt_id, a.c.state == "running").values(
                 state="crashed", ended_at=now, summary={"state": "crashed", "error": "heartbeat lost"}))
+            if marked.rowcount == 0:
+                continue  # a concurrent grid claim requeued it first
             conn.execute(r.update().where(r.c.id == run_id, r.c.state == "running")
                          .values(state=run_state_after("crashed", self._failures(conn, run_id), max_attempts)))
 
@@ -649,6 +688,70 @@ class SqlStore(Store):
     def _insert_run(self, conn: Connection, sweep_id: str, number: int, config: dict[str, Any]) -> RunRecord:
         result = conn.execute(self._runs.insert().values(sweep_id=sweep_id, number=number, config=config, state="pending"))
         return RunRecord(result.inserted_primary_key[0], sweep_id, number, config, "pending")
+
+    # -- grid sweeps: claims that do not read the sweep's runs (module docstring)
+
+    def _has_grid_points(self, conn: Connection, sweep_id: str) -> bool:
+        from sqlalchemy import select
+
+        return conn.execute(select(self._points.c.number).where(self._points.c.sweep_id == sweep_id).limit(1)).first() \
+            is not None
+
+    def _claim_grid_point(self, conn: Connection, sweep_id: str, worker: str, grace_seconds: float,
+                          wandb_run_id: str | None) -> Claim:
+        """A requeued run first, else the next free grid point, each locked with SKIP LOCKED:
+        concurrent claimers take different rows instead of waiting on one lock."""
+        from sqlalchemy import select
+
+        r, a, p = self._runs, self._attempts, self._points
+        sweep = self._read_sweep(conn, sweep_id)
+        if sweep.state != "running":
+            return Claim(reason=sweep.state)
+        now = self._now(conn)
+        self._requeue_stale(conn, sweep_id, now - grace_seconds, now, sweep.max_attempts)
+        row = conn.execute(select(r).where(r.c.sweep_id == sweep_id, r.c.state == "pending")
+                           .order_by(r.c.number).limit(1).with_for_update(skip_locked=True)).first()
+        if row is not None:
+            run = RunRecord(row.id, sweep_id, row.number, row.config, row.state)
+            run.attempts = [AttemptRecord(x.id, x.run_id, x.number, x.state, x.worker, x.wandb_run_id,
+                                          _datetime(x.started_at), _datetime(x.ended_at), x.summary or {})
+                            for x in conn.execute(select(a).where(a.c.run_id == row.id).order_by(a.c.number))]
+            return Claim(run=run, attempt=self._insert_attempt(conn, run, worker, now, wandb_run_id))
+        free = (select(p.c.number, p.c.config).where(p.c.sweep_id == sweep_id, p.c.claimed.is_(False))
+                .order_by(p.c.number).limit(1))
+        point = conn.execute(free.with_for_update(skip_locked=True)).first()
+        if point is not None:
+            conn.execute(p.update().where(p.c.sweep_id == sweep_id, p.c.number == point.number).values(claimed=True))
+            run = self._insert_run(conn, sweep_id, point.number, point.config)
+            return Claim(run=run, attempt=self._insert_attempt(conn, run, worker, now, wandb_run_id))
+        # Nothing free for us. Points or runs locked by claimers still in their transaction,
+        # and runs in flight (which may go stale), mean wait; otherwise the grid is done.
+        in_flight = select(r.c.id).where(r.c.sweep_id == sweep_id, r.c.state.in_(("pending", "running"))).limit(1)
+        if conn.execute(free).first() is not None or conn.execute(in_flight).first() is not None:
+            return Claim(reason="wait")
+        conn.execute(self._sweeps.update().where(self._sweeps.c.id == sweep_id, self._sweeps.c.state == "running")
+                     .values(state="finished"))
+        return Claim(reason="exhausted")
+
+    def retry_runs(self, sweep_id: str, states: tuple[str, ...]) -> list[int]:
+        from sqlalchemy import func, select
+
+        r, a, s = self._runs, self._attempts, self._sweeps
+
+        def retry(conn: Connection) -> list[int]:
+            self._read_sweep(conn, sweep_id, lock=True)
+            latest = (select(a.c.run_id, func.max(a.c.number).label("number")).group_by(a.c.run_id).subquery())
+            numbers = [number for (number,) in conn.execute(
+                select(r.c.number).join(latest, latest.c.run_id == r.c.id)
+                .join(a, (a.c.run_id == r.c.id) & (a.c.number == latest.c.number))
+                .where(r.c.sweep_id == sweep_id, r.c.state.in_(RUN_DONE), a.c.state.in_(states))
+                .order_by(r.c.number))]
+            if numbers:
+                conn.execute(r.update().where(r.c.sweep_id == sweep_id, r.c.number.in_(numbers)).values(state="pending"))
+                conn.execute(s.update().where(s.c.id == sweep_id, s.c.state == "finished").values(state="running"))
+            return numbers
+
+        return self._do(retry)
 
     def _insert_attempt(self, conn: Connection, run: RunRecord, worker: str, now: float,
                         wandb_run_id: str | None) -> AttemptRecord:
@@ -736,6 +839,14 @@ class SqlStore(Store):
 
         return self._do(finish)
 
+    def running_hosts(self) -> set[str]:
+        """Hosts of the agents with an attempt running now (an agent's worker name starts ``host:``)."""
+        from sqlalchemy import select
+
+        a = self._attempts
+        workers = self._do(lambda conn: conn.execute(select(a.c.worker).where(a.c.state == "running").distinct()).all())
+        return {worker.split(":", 1)[0] for (worker,) in workers if ":" in worker}
+
     def close(self) -> None:
         self._engine.dispose()
 
@@ -803,7 +914,58 @@ def open_store(url: str | os.PathLike | None = None, *, create: bool = True) -> 
         store.close()
         where = str(path) if parsed.get_backend_name() == "sqlite" else shown
         raise StoreOpenError(f"--store {where}: cannot open ({_driver_message(exc.__cause__)})") from None
+    if store._is_sqlite:
+        warn_if_sqlite_is_shared(store, path)
     return store
+
+
+# ---------------------------------------------------------------- SQLite shared between machines
+
+#: Filesystem types (``/proc/mounts``) of network and cluster filesystems, where SQLite's
+#: file locks are not reliable: two agents could both take the write lock.
+NETWORK_FILESYSTEMS = ("nfs", "nfs4", "cifs", "smb3", "smbfs", "lustre", "gpfs", "beegfs", "ceph", "fuse.ceph",
+                       "glusterfs", "fuse.glusterfs", "fuse.sshfs", "afs", "panfs", "9p", "ocfs2")
+
+
+def filesystem_type(path: Path, mounts: str | None = None) -> str | None:
+    """The type of the filesystem holding ``path`` (the longest mount point above it in
+    ``/proc/mounts``, or in ``mounts``, its text), or None where that cannot be told."""
+    if mounts is None:
+        try:
+            mounts = Path("/proc/mounts").read_text()
+        except OSError:
+            return None
+    best, kind = "", None
+    target = str(path)
+    for line in mounts.splitlines():
+        fields = line.split()
+        if len(fields) < 3:
+            continue
+        point = fields[1].replace("\\040", " ")
+        inside = target == point or target.startswith(point.rstrip("/") + "/")
+        if inside and len(point) > len(best):
+            best, kind = point, fields[2]
+    return kind
+
+
+def warn_if_sqlite_is_shared(store: SqlStore, path: Path) -> None:
+    """Warn (`LrtrackWarning`) when an SQLite store sits on a network filesystem, or when
+    agents on other hosts are running from it: SQLite's locking is not safe there."""
+    import socket
+    import warnings
+
+    hint = "use a PostgreSQL store for agents on several machines (--store postgresql://...)"
+    kind = filesystem_type(path)
+    if kind in NETWORK_FILESYSTEMS:
+        warnings.warn(LrtrackWarning(
+            f"the SQLite store {path} is on a network filesystem ({kind}), where SQLite's locking is not safe: {hint}"),
+            stacklevel=3)
+        return
+    hosts = store.running_hosts() - {socket.gethostname()}
+    if hosts:
+        warnings.warn(LrtrackWarning(
+            f"the SQLite store {path} is used by agents on other hosts too ({', '.join(sorted(hosts))}): {hint}"),
+            stacklevel=3)
 
 
 def _no_sqlite_store(path: Path) -> bool:

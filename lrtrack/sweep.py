@@ -74,7 +74,24 @@ def create_sweep(spec: SweepSpec, store: Store, backend: str | None = None, *,
         entity=spec.entity,
         sweep_id=sweep_id,
         max_attempts=max_attempts or DEFAULT_MAX_ATTEMPTS,
+        grid_points=grid_points(spec.to_wandb()) if backend == "local" else None,
     )
+
+
+def grid_points(wandb_config: dict[str, Any]) -> list[dict[str, Any]] | None:
+    """Every config of a grid sweep, in the order ``sweeps.next_run`` proposes them, or None
+    for random/bayes. The engine is run to exhaustion once (``sweeps.next_runs`` with a
+    large ``n`` returns the whole grid, then None), so claims never ask it again."""
+    import sweeps
+
+    if wandb_config.get("method") != "grid":
+        return None
+    n = 1024
+    while True:
+        suggestions = sweeps.next_runs(wandb_config, [], n=n)
+        if suggestions[-1] is None or len(suggestions) < n:
+            return [{key: body["value"] for key, body in run.config.items()} for run in suggestions if run is not None]
+        n *= 8
 
 
 def register_with_wandb(spec: SweepSpec) -> str:
@@ -230,6 +247,21 @@ def set_state(store: Store, sweep_id: str, state: str) -> SweepRecord:
         raise UserError(f"sweep {sweep_id} is {sweep.state}; cannot make it {state}")
     store.set_sweep_state(sweep_id, state)
     return store.get_sweep(sweep_id)
+
+
+#: Attempt states `retry` requeues by default.
+RETRY_STATES = ("failed", "crashed", "interrupted")
+
+
+def retry(store: Store, sweep_id: str, states: tuple[str, ...] = RETRY_STATES) -> list[int]:
+    """Requeue the runs whose latest attempt ended in ``states`` (and that are over) as new
+    attempts, in one transaction; returns their run numbers. See `Store.retry_runs`."""
+    unknown = sorted(set(states) - set(RETRY_STATES) - {"cancelled"})
+    if unknown or not states:
+        raise UserError(f"--state: expected some of {', '.join(RETRY_STATES)}, cancelled; not {','.join(unknown) or 'nothing'}")
+    if store.get_sweep(sweep_id).backend != "local":
+        raise UserError(f"sweep {sweep_id}: retry needs a local sweep (W&B's controller keeps wandb-backend runs)")
+    return store.retry_runs(sweep_id, tuple(states))
 
 
 def describe(store: Store, sweep_id: str) -> dict[str, Any]:

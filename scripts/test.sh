@@ -33,6 +33,11 @@ if [ -f scripts/test-postgres.sh ]; then
   eval "$(bash scripts/test-postgres.sh start)"
   trap 'bash scripts/test-postgres.sh stop >/dev/null 2>&1 || true' EXIT
 fi
+# A one-node SLURM cluster on loopback for tests/test_slurm.py (installs slurm-wlm and munge as root).
+if [ -f scripts/test-slurm.sh ] && [ "$(id -u)" = 0 ]; then
+  eval "$(bash scripts/test-slurm.sh start)"
+  trap 'bash scripts/test-slurm.sh stop >/dev/null 2>&1 || true; bash scripts/test-postgres.sh stop >/dev/null 2>&1 || true' EXIT
+fi
 
 # pytest's exit 5 (nothing collected) fails the run.
 run_pytest() {

@@ -368,6 +368,7 @@ def test_a_stop_signal_swallowed_by_a_finalizer_is_raised_again_at_the_next_chec
             agent_lib.check_stop()
     finally:
         agent_lib._stop_signals.clear()
+        agent_lib._raised.clear()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
 

@@ -18,7 +18,7 @@ import typer
 from rich.console import Console
 
 from lrtrack import __version__
-from lrtrack.errors import LrtrackError, UserError
+from lrtrack.errors import LrtrackError, LrtrackWarning, UserError
 
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)
 
@@ -47,7 +47,7 @@ def _root(
 def _register() -> None:
     from lrtrack.cli import train  # noqa: F401  (commands register themselves on `app`)
 
-    for name in ("sweep", "agent", "report", "sync", "reproduce", "lr_find", "ui"):
+    for name in ("sweep", "agent", "report", "sync", "reproduce", "lr_find", "ui", "slurm"):
         try:
             __import__(f"lrtrack.cli.{name}")
         except ModuleNotFoundError as exc:
@@ -59,6 +59,7 @@ def main(argv: list[str] | None = None) -> None:
     """Console-script entry point."""
     # W&B's `sweeps` package still uses pydantic v1-style config keys; its warning is noise here.
     warnings.filterwarnings("ignore", message="Valid config keys have changed in V2")
+    _show_lrtrack_warnings_as_one_line()
     _register()
     try:
         code = app(args=argv, prog_name="lrtrack", standalone_mode=False)
@@ -74,8 +75,8 @@ def main(argv: list[str] | None = None) -> None:
         code = getattr(exc, "exit_code", 2)
     except (KeyboardInterrupt, typer.Abort) as exc:
         interrupt = exc.__cause__ or exc  # typer wraps KeyboardInterrupt in Abort
-        code = getattr(interrupt, "exit_code", 130)  # 143 for SIGTERM (lrtrack.agent.Terminated)
-        err_console.print("terminated" if code == 143 else "interrupted")
+        code = getattr(interrupt, "exit_code", 130)  # 128 + signal for SIGTERM/SIGUSR1 (lrtrack.agent.Terminated)
+        err_console.print("interrupted" if code == 130 else "terminated")
     code = code if isinstance(code, int) else 0
     if argv is None and "torch" in sys.modules:
         _exit_now(code)
@@ -125,6 +126,19 @@ def _finish_wandb_runs(code: int) -> None:
             run.finish(exit_code=code)
         except Exception:  # noqa: BLE001 - exiting anyway: W&B's own handler gets the next chance
             pass
+
+
+def _show_lrtrack_warnings_as_one_line() -> None:
+    """`LrtrackWarning` is printed as ``warning: ...``, without Python's file and line."""
+    default = warnings.showwarning
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        if issubclass(category, LrtrackWarning):
+            err_console.print(f"warning: {message}", markup=False)
+        else:
+            default(message, category, filename, lineno, file, line)
+
+    warnings.showwarning = show
 
 
 def _exit_now(code: int) -> None:

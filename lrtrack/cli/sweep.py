@@ -153,3 +153,21 @@ def set_limits(sweep_id: SweepIdArg, max_attempts: MaxAttemptsOpt, store: StoreO
         opened.set_max_attempts(sweep_id, max_attempts)
         record = opened.get_sweep(sweep_id)
     typer.echo(f"sweep {record.id}: max attempts {record.max_attempts}")
+
+
+@sweep_app.command("retry")
+def retry(
+    sweep_id: SweepIdArg,
+    state: Annotated[str, typer.Option(help="Comma-separated attempt states to run again.")] = "failed,crashed,interrupted",
+    store: StoreOpt = None,
+) -> None:
+    """Run again, as new attempts, the runs whose last attempt ended in --state (one transaction)."""
+    from lrtrack.store import open_store
+    from lrtrack.sweep import retry as retry_runs
+
+    states = tuple(part.strip() for part in state.split(",") if part.strip())
+    with open_store(store, create=False) as opened:
+        numbers = retry_runs(opened, sweep_id, states)
+    shown = ", ".join(map(str, numbers)) or "none"
+    typer.echo(f"sweep {sweep_id}: {len(numbers)} run{'s' if len(numbers) != 1 else ''} requeued ({shown}); "
+               f"start agents to run them")
