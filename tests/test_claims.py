@@ -58,10 +58,19 @@ def test_a_grid_claim_neither_asks_the_engine_nor_reads_other_runs(store_url):
     with open_store(store_url) as store:
         sweep = create_sweep(grid_spec(), store, "local")
         statements: list[str] = []
+        claiming = [False]  # only the claims' statements count (a finish reads its own attempt's epochs)
         event.listen(store._engine, "before_cursor_execute",
-                     lambda conn, cursor, statement, *args: statements.append(statement))
+                     lambda conn, cursor, statement, *args: claiming[0] and statements.append(statement))
+
+        def claim_next():
+            claiming[0] = True
+            try:
+                return store.claim_run(sweep.id, "w", never, **CLAIM)
+            finally:
+                claiming[0] = False
+
         numbers = []
-        while (claim := store.claim_run(sweep.id, "w", never, **CLAIM)).run is not None:
+        while (claim := claim_next()).run is not None:
             numbers.append(claim.run.number)
             store.log_epoch(claim.attempt.id, {"epoch": 1, "val/acc": 0.5})
             store.finish_attempt(claim.attempt.id, "finished", {"val/acc": 0.5})
@@ -128,11 +137,11 @@ def test_sweep_retry_runs_failed_runs_again_and_show_lists_both_attempts(tmp_pat
                     "parameters:\n  lr: {values: [0.01, 0.001]}\n"
                     "fixed: {dataset: mnist, model: fcn, epochs: 1, train_size: 200, test_size: 100}\n")
     with open_store(store) as opened:
-        sweep_id = create_sweep(load_spec(spec), opened, "local").id
+        sweep_id = create_sweep(load_spec(spec), opened, "local", max_attempts=1).id
     # First pass: no MNIST files where the agent looks, so both runs fail (one attempt allowed).
     empty = tmp_path / "no-data"
     empty.mkdir()
-    proc = lrtrack("agent", sweep_id, "--store", store, "--max-attempts", "1",
+    proc = lrtrack("agent", sweep_id, "--store", store,
                    env={**os.environ, "LRTRACK_DATA_DIR": str(empty)})
     assert proc.returncode == 0, proc.stderr
     with open_store(store, create=False) as opened:
