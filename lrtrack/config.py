@@ -58,7 +58,7 @@ class TrainConfig(BaseModel):
     model: str = Field("fcn", description="Model: a built-in (fcn, mlp2, cnn, cnn-small; see lrtrack/models.py), "
                                           "an import reference package.module:callable, or a name registered under "
                                           "the entry-point group lrtrack.models.")
-    model_args: dict[str, Any] = Field(default_factory=dict, description="Keyword arguments of a referenced model: "
+    model_args: dict[str, Any] = Field({}, description="Keyword arguments of a referenced model: "
                                        "callable(input_shape, num_classes, **model_args).")
     hidden: int = Field(128, gt=0, description="Hidden width of fcn/mlp2.")
     # optimisation

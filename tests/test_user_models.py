@@ -132,7 +132,7 @@ def test_packing_a_buffer_free_user_model_matches_training_alone(user_module, mo
     from lrtrack.train import run
 
     monkeypatch.syspath_prepend(str(user_module.parent))
-    base = dict(dataset="digits", device="cpu", epochs=1, model="mymodels:make", model_args={"width": 12})
+    base = dict(dataset="digits", device="cpu", epochs=1, train_size=300, test_size=100, model="mymodels:make", model_args={"width": 12})
     configs = [TrainConfig(**base, lr=0.01, seed=0), TrainConfig(**base, lr=0.003, optimizer="sgd", seed=1)]
     said: list[str] = []
     for packed, config in zip(run_packed(configs, notify=said.append), configs):
@@ -147,7 +147,7 @@ def test_packing_refuses_a_model_with_running_statistics(user_module, monkeypatc
     from lrtrack.train import run
 
     monkeypatch.syspath_prepend(str(user_module.parent))
-    base = dict(dataset="digits", device="cpu", epochs=1, model="mymodels:with_batchnorm")
+    base = dict(dataset="digits", device="cpu", epochs=1, train_size=300, test_size=100, model="mymodels:with_batchnorm")
     configs = [TrainConfig(**base, lr=0.01, seed=0), TrainConfig(**base, lr=0.003, seed=1)]
     said: list[str] = []
     results = run_packed(configs, notify=said.append)
