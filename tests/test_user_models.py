@@ -75,7 +75,7 @@ BAD_MODELS = [
 
 
 @pytest.mark.parametrize(("model", "message"), BAD_MODELS, ids=[m for m, _ in BAD_MODELS])
-def test_bad_reference_exits_2_with_one_line_and_writes_nothing(user_module, offline_wandb, tmp_path, model, message):
+def test_bad_reference_exits_2_with_one_line_and_writes_nothing(user_module, offline_wandb, model, message):
     proc = lrtrack("train", *TINY, "--model", model, "--offline")
     lines = proc.stderr.strip().splitlines()
     assert proc.returncode == 2, proc.stderr
@@ -157,7 +157,7 @@ def test_packing_refuses_a_model_with_running_statistics(user_module, monkeypatc
         assert result.history[0]["val/loss"] == pytest.approx(run(config).history[0]["val/loss"], rel=1e-6)
 
 
-def test_an_installed_plugin_is_found_by_its_entry_point_name(tmp_path, offline_wandb):
+def test_an_installed_plugin_is_found_by_its_entry_point_name(tmp_path):
     project = tmp_path / "plugin-src"
     (project / "tinyplug").mkdir(parents=True)
     (project / "tinyplug" / "__init__.py").write_text(textwrap.dedent('''
@@ -187,10 +187,9 @@ def test_an_installed_plugin_is_found_by_its_entry_point_name(tmp_path, offline_
     workdir = tmp_path / "elsewhere"  # not the plugin's source folder: only the installed copy is importable
     workdir.mkdir()
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(target), os.environ.get("PYTHONPATH", "")])}
-    proc = lrtrack("train", *TINY, "--model", "tiny-mlp", "--model-args", "{width: 6}", "--offline", env=env, cwd=workdir)
+    proc = lrtrack("train", *TINY, "--model", "tiny-mlp", "--model-args", "{width: 6}", "--no-wandb", env=env, cwd=workdir)
     assert proc.returncode == 0, proc.stderr
-    summary = wandb_files.read_summary(only_run_dir(offline_wandb))
-    assert summary["config"]["model"] == "tiny-mlp" and summary["summary"]["state"] == "finished"
+    assert "run finished: val/acc" in proc.stdout
     # without the plugin on the path the name is unknown: one line, exit 2
     env["PYTHONPATH"] = os.environ.get("PYTHONPATH", "")
     missing = lrtrack("train", *TINY, "--model", "tiny-mlp", env=env, cwd=workdir)
