@@ -124,6 +124,8 @@ def test_sweep_of_a_user_model_with_a_nested_model_args_parameter(user_module, o
     configs = [wandb_files.read_summary(run)["config"] for run in (offline_wandb / "wandb").glob("offline-run-*")]
     assert sorted(c["model_args"]["width"] for c in configs) == [8, 16]
     assert all(c["model"] == "mymodels:make" for c in configs)
+    report = lrtrack("report", sweep_id, "--store", store)  # the nested grid is complete, not "never ran"
+    assert report.returncode == 0 and "width" in report.stdout and "never ran" not in report.stdout, report.stdout
 
 
 def test_packing_a_buffer_free_user_model_matches_training_alone(user_module, monkeypatch):
