@@ -17,7 +17,6 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationIn
 from lrtrack.errors import UserError
 
 Dataset = Literal["mnist", "fashion-mnist", "digits"]
-ModelName = Literal["fcn", "mlp2", "cnn", "cnn-small"]
 OptimizerName = Literal["sgd", "adam", "adamw", "rmsprop"]
 SchedulerName = Literal["none", "step", "cosine", "exponential", "onecycle", "plateau"]
 
@@ -32,6 +31,18 @@ def format_value(value: Any) -> str:
     return f"{value:g}" if isinstance(value, float) else str(value)
 
 
+def flat_settings(values: dict[str, Any]) -> dict[str, Any]:
+    """Nested settings flattened with dotted names: ``{"model_args": {"width": 64}}`` ->
+    ``{"model_args.width": 64}`` (how labels, tables and ``sweep show`` name them)."""
+    flat: dict[str, Any] = {}
+    for key, value in values.items():
+        if isinstance(value, dict) and value:
+            flat.update({f"{key}.{k}": v for k, v in flat_settings(value).items()})
+        else:
+            flat[key] = value
+    return flat
+
+
 class TrainConfig(BaseModel):
     """Everything one training run needs. Defaults reproduce study A (Fashion-MNIST, fcn, Adam)."""
 
@@ -44,7 +55,11 @@ class TrainConfig(BaseModel):
     test_size: int | None = Field(None, gt=0, description="Use a seeded subset of this many test images.")
     val_split: float = Field(0.0, ge=0.0, lt=1.0, description="Fraction of the training split held out for validation.")
     # model
-    model: ModelName = Field("fcn", description="Model architecture (see lrtrack/models.py).")
+    model: str = Field("fcn", description="Model: a built-in (fcn, mlp2, cnn, cnn-small; see lrtrack/models.py), "
+                                          "an import reference package.module:callable, or a name registered under "
+                                          "the entry-point group lrtrack.models.")
+    model_args: dict[str, Any] = Field({}, description="Keyword arguments of a referenced model: "
+                                       "callable(input_shape, num_classes, **model_args).")
     hidden: int = Field(128, gt=0, description="Hidden width of fcn/mlp2.")
     # optimisation
     optimizer: OptimizerName = Field("adam", description="Optimizer.")
@@ -74,6 +89,16 @@ class TrainConfig(BaseModel):
             raise ValueError("must be auto, cpu, cuda, cuda:N or mps")
         return value
 
+    @field_validator("model")
+    @classmethod
+    def _model(cls, value: str) -> str:
+        """A built-in, or a reference that resolves here (imports; nothing is called)."""
+        from lrtrack.references import MODELS, is_builtin, resolve
+
+        if not is_builtin(MODELS, value):
+            resolve(MODELS, value)  # ValueError saying why not
+        return value
+
     @model_validator(mode="after")
     def _combinations(self) -> TrainConfig:
         if self.nesterov and (self.optimizer != "sgd" or self.momentum <= 0):
@@ -82,8 +107,10 @@ class TrainConfig(BaseModel):
             raise ValueError(f"warmup_epochs cannot be combined with scheduler {self.scheduler}")
         if self.warmup_epochs >= self.epochs:
             raise ValueError("warmup_epochs must be smaller than epochs")
+        if self.model_args and self.model in MIN_IMAGE_SIZE:
+            raise ValueError(f"model_args: built-in model {self.model} takes none (it is sized by hidden)")
         side = IMAGE_SIZE[self.dataset]
-        if side < MIN_IMAGE_SIZE[self.model]:
+        if self.model in MIN_IMAGE_SIZE and side < MIN_IMAGE_SIZE[self.model]:
             raise ValueError(
                 f"model {self.model} needs images of at least {MIN_IMAGE_SIZE[self.model]}x"
                 f"{MIN_IMAGE_SIZE[self.model]}; dataset {self.dataset} has {side}x{side}"
@@ -96,7 +123,9 @@ class TrainConfig(BaseModel):
         parts = []
         for key in keys:
             value = getattr(self, key)
-            if key in ("optimizer", "scheduler", "model", "dataset"):
+            if isinstance(value, dict):  # model_args: each value, e.g. model_args.width=64
+                parts += [f"{name}={format_value(v)}" for name, v in flat_settings({key: value}).items()]
+            elif key in ("optimizer", "scheduler", "model", "dataset"):
                 if not (key == "scheduler" and value == "none"):
                     parts.append(str(value))
             else:
@@ -330,6 +359,7 @@ def _setting_problems(data: dict[str, Any]) -> list[str]:
             continue
         values = body.get("values", [])
         candidates = (list(values) if isinstance(values, list) else []) + ([body["value"]] if "value" in body else [])
+        candidates += nested_values(body) or []
         seen: list[str] = []
         for value in candidates:
             for line in _train_problems({**base, key: value}):
@@ -339,7 +369,7 @@ def _setting_problems(data: dict[str, Any]) -> list[str]:
                 if message not in seen:
                     seen.append(message)
         problems += [f"parameters.{key}: {message}" for message in seen]
-        if method == "grid" and "value" not in body and "values" not in body:
+        if method == "grid" and "value" not in body and "values" not in body and "parameters" not in body:
             if body.get("distribution") not in ("int_uniform", "q_uniform"):
                 problems.append(f"parameters.{key}: grid search needs 'values' (or 'value'), not a continuous distribution")
     metric = data.get("metric")
@@ -349,6 +379,30 @@ def _setting_problems(data: dict[str, Any]) -> list[str]:
         problems.append(f"metric.name: {name!r} is not a metric lrtrack logs" + (f"; did you mean {hint}?" if hint else "")
                         + f" (one of {', '.join(SWEEP_METRICS)})")
     return problems
+
+
+def nested_values(body: dict[str, Any]) -> list[dict[str, Any]] | None:
+    """Every mapping a nested parameter (W&B's ``{parameters: {width: {values: [32, 64]}}}``,
+    e.g. for ``model_args``) can take, as the grid combines them; None when it is not nested
+    or a nested parameter is a distribution rather than listed values."""
+    import itertools
+
+    nested = body.get("parameters")
+    if not isinstance(nested, dict):
+        return None
+    names, choices = [], []
+    for name, inner in nested.items():
+        if not isinstance(inner, dict):
+            return None
+        if "value" in inner:
+            options = [inner["value"]]
+        elif isinstance(inner.get("values"), list):
+            options = list(inner["values"])
+        else:
+            return None
+        names.append(name)
+        choices.append(options)
+    return [dict(zip(names, combo)) for combo in itertools.product(*choices)]
 
 
 def _train_problems(values: dict[str, Any]) -> list[str]:

@@ -31,7 +31,7 @@ from __future__ import annotations
 import itertools
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 from lrtrack.errors import LrtrackError
 from lrtrack.tracking import MemoryLogger, RunLogger
@@ -60,14 +60,32 @@ if TYPE_CHECKING:
 #: shapes and where/how it runs. Everything else (lr, optimizer, scheduler, epochs,
 #: seed, momentum, weight decay, divergence threshold...) may differ per member.
 PACK_FIELDS = (
-    "dataset", "data_dir", "train_size", "test_size", "val_split", "model", "hidden",
+    "dataset", "data_dir", "train_size", "test_size", "val_split", "model", "model_args", "hidden",
     "batch_size", "eval_batch_size", "device", "precision", "drop_last",
 )
 
 
 def pack_key(config: TrainConfig) -> tuple:
     """Configs with equal keys can train together in one `run_packed` call."""
-    return tuple(getattr(config, name) for name in PACK_FIELDS)
+    return tuple(_hashable(getattr(config, name)) for name in PACK_FIELDS)
+
+
+def _hashable(value: Any) -> Any:
+    """A mapping setting (``model_args``) as a key: its JSON text with sorted keys."""
+    import json
+
+    return json.dumps(value, sort_keys=True, default=str) if isinstance(value, dict) else value
+
+
+def packing_refusal(model: torch.nn.Module, reference: str) -> str | None:
+    """Why ``model`` cannot train packed (None when it can). Packing runs one weightless copy
+    under ``vmap`` over stacked parameters; a module with buffers (BatchNorm's running
+    statistics...) would update them in place across all members, so it is refused."""
+    buffers = [name for name, _ in model.named_buffers()]
+    if buffers:
+        return (f"model {reference} has buffers ({', '.join(buffers[:3])}{', ...' if len(buffers) > 3 else ''}), "
+                "e.g. running statistics; packing needs a buffer-free model")
+    return None
 
 
 @dataclass
@@ -94,8 +112,14 @@ class Member:
 
 
 def run_packed(configs: list[TrainConfig], loggers: list[RunLogger] | None = None,
-               hooks: list[EpochHook | None] | None = None) -> list[RunResult]:
-    """Train ``configs`` together; one `RunResult` per config, as `lrtrack.train.run` would return."""
+               hooks: list[EpochHook | None] | None = None,
+               notify: Callable[[str], None] | None = None) -> list[RunResult]:
+    """Train ``configs`` together; one `RunResult` per config, as `lrtrack.train.run` would return.
+
+    A model that cannot be packed (`packing_refusal`) is not trained packed: ``notify`` (default:
+    a line on stderr) gets one line naming the reason and the configs train one by one with
+    `lrtrack.train.run`.
+    """
     import torch
     from torch.func import stack_module_state
 
@@ -123,6 +147,11 @@ def run_packed(configs: list[TrainConfig], loggers: list[RunLogger] | None = Non
     for config in configs:
         torch.manual_seed(config.seed)
         models.append(build_model(config, datas[0].input_shape, datas[0].num_classes).to(device))
+    if reason := packing_refusal(models[0], first.model):
+        (notify or _stderr)(f"pack: not packing {len(configs)} runs: {reason}; training them one by one")
+        from lrtrack.train import run
+
+        return [run(config, logger, on_epoch=hook) for config, logger, hook in zip(configs, loggers, hooks)]
     skeleton = _skeleton(models[0])  # the structure functional_call runs
     stacked, buffers = stack_module_state(models)  # one (K, ...) leaf per parameter and buffer
     steps_per_epoch = batches_per_epoch(len(datas[0].train), first.batch_size, first.drop_last)
@@ -169,6 +198,12 @@ def run_packed(configs: list[TrainConfig], loggers: list[RunLogger] | None = Non
                 _finish(member, FAILED)
         raise
     return [member.result for member in members]
+
+
+def _stderr(line: str) -> None:
+    import sys
+
+    print(line, file=sys.stderr, flush=True)
 
 
 def _skeleton(model: torch.nn.Module) -> torch.nn.Module:

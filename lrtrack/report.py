@@ -188,7 +188,12 @@ def _missing_grid_points(spec, swept: list[str], rows: list[ConfigResult]) -> li
 
     if spec.method != "grid":
         return []
-    axes = [[(k, v) for v in spec.parameters[k].get("values", [spec.parameters[k].get("value")])] for k in swept]
+    from lrtrack.config import nested_values
+
+    def values(body: dict[str, Any]) -> list[Any]:  # listed, nested (model_args: {parameters: ...}) or one
+        return body["values"] if "values" in body else nested_values(body) or [body.get("value")]
+
+    axes = [[(k, v) for v in values(spec.parameters[k])] for k in swept]
     made = {tuple(format_value(row.config.get(k)) for k in swept) for row in rows}
     return [dict(point) for point in itertools.product(*axes)
             if tuple(format_value(v) for _, v in point) not in made]

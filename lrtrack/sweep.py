@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import TYPE_CHECKING, Any, Callable
 
-from lrtrack.config import SweepSpec, TrainConfig, make_train_config
+from lrtrack.config import SweepSpec, TrainConfig, flat_settings, make_train_config, nested_values
 from lrtrack.errors import LrtrackError, UserError
 
 if TYPE_CHECKING:
@@ -92,6 +92,26 @@ def grid_points(wandb_config: dict[str, Any]) -> list[dict[str, Any]] | None:
         if suggestions[-1] is None or len(suggestions) < n:
             return [{key: body["value"] for key, body in run.config.items()} for run in suggestions if run is not None]
         n *= 8
+
+
+def check_models(spec: SweepSpec) -> None:
+    """Build every referenced model the sweep can propose (each listed ``model`` with each
+    ``model_args``, over the fixed settings) on one real batch; `UserError` naming ``model``
+    when one does not build or give ``(batch, num_classes)`` logits (`lrtrack.models.check_models`)."""
+    import itertools
+
+    from lrtrack.models import check_models as check
+
+    def candidates(key: str) -> list[Any]:
+        body = spec.parameters.get(key)
+        if body is None:
+            return [spec.fixed[key]] if key in spec.fixed else [TrainConfig.model_fields[key].get_default(call_default_factory=True)]
+        listed = list(body.get("values", [])) + ([body["value"]] if "value" in body else [])
+        return listed + (nested_values(body) or [])
+
+    configs = [make_train_config({**spec.fixed, "model": model, "model_args": args})
+               for model, args in itertools.product(candidates("model"), candidates("model_args"))]
+    check(configs)
 
 
 def register_with_wandb(spec: SweepSpec) -> str:
@@ -188,6 +208,11 @@ def planned_runs(spec: SweepSpec) -> int | None:
             continue
         if "values" in body:
             size *= len(body["values"])
+        elif "parameters" in body:
+            nested = nested_values(body)
+            if nested is None:
+                return spec.run_cap
+            size *= len(nested)
         elif body.get("distribution") == "int_uniform":
             size *= int(body["max"]) - int(body["min"]) + 1
         elif body.get("distribution") == "q_uniform":
@@ -209,7 +234,13 @@ def size_message(spec: SweepSpec) -> tuple[str, str | None]:
 
 
 def _axis_sizes(spec: SweepSpec) -> list[str]:
-    return [f"{len(body['values'])} {key}" for key, body in spec.parameters.items() if "values" in body]
+    sizes = []
+    for key, body in spec.parameters.items():
+        if "values" in body:
+            sizes.append(f"{len(body['values'])} {key}")
+        elif nested_values(body):
+            sizes.append(f"{len(nested_values(body))} {key}")
+    return sizes
 
 
 def progress(spec: SweepSpec, runs: list[RunRecord]) -> dict[str, Any]:
@@ -283,7 +314,7 @@ def describe(store: Store, sweep_id: str) -> dict[str, Any]:
     verdicts = {row.run: row.verdict for row in load_study(store, sweep_id).rows} if sweep.backend == "local" else {}
     entries = []
     for run in runs:
-        config = {key: run.config.get(key) for key in spec.parameters}
+        config = flat_settings({key: run.config.get(key) for key in spec.parameters})
         shown = shown_attempt(run)
         for attempt in run.attempts:
             verdict = verdicts.get(run.number) if attempt is shown else None

@@ -79,7 +79,7 @@ def run(config: TrainConfig, logger: RunLogger | None = None, on_epoch: EpochHoo
     data = load_data(config, device)
     # 4. model
     model = build_model(config, data.input_shape, data.num_classes).to(device)
-    if config.model.startswith("cnn"):  # channels_last convolutions: ~0.8x the CPU epoch time (benchmarks/)
+    if config.model in ("cnn", "cnn-small"):  # channels_last convolutions: ~0.8x the CPU epoch time (benchmarks/)
         model = model.to(memory_format=torch.channels_last)
     if config.compile:
         model = torch.compile(model)

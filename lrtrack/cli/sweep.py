@@ -30,12 +30,24 @@ def create(spec: SpecArg, backend: BackendOpt = None, max_attempts: MaxAttemptsO
     from lrtrack.sweep import choose_backend, create_sweep
 
     sweep_spec = load_spec(spec)
+    _check_models(spec, sweep_spec)
     backend = choose_backend(backend)  # before the store is opened: bad input writes nothing
     with open_store(store) as opened:
         record = create_sweep(sweep_spec, opened, backend, max_attempts=max_attempts)
         typer.echo(f"created {record.backend} sweep {record.name!r} in {opened.url}", err=True)
     _describe_new_sweep(sweep_spec, backend)
     typer.echo(record.id)
+
+
+def _check_models(path: Path, spec) -> None:
+    """Referenced models built on one real batch before anything is written (one line naming the file)."""
+    from lrtrack.errors import UserError
+    from lrtrack.sweep import check_models
+
+    try:
+        check_models(spec)
+    except UserError as exc:
+        raise UserError([f"{path}: {line}" for line in exc.problems]) from None
 
 
 def _describe_new_sweep(spec, backend: str) -> None:
@@ -73,6 +85,7 @@ def run_sweep(
     from lrtrack.sweep import create_sweep
 
     sweep_spec = load_spec(spec)
+    _check_models(spec, sweep_spec)
     with open_store(store) as opened:
         record = create_sweep(sweep_spec, opened, "local", max_attempts=max_attempts)
         typer.echo(f"created local sweep {record.name!r} ({record.id}) in {opened.url}", err=True)

@@ -1,0 +1,133 @@
+"""User code by reference: ``package.module:callable`` or an entry-point name.
+
+A setting such as ``model`` names either one of lrtrack's built-ins, an import
+reference ``package.module:callable`` (importable where the run trains: installed,
+or a module in the current directory, which is on the import path as with
+``python -m``), or a name an installed distribution registers under an
+entry-point group (``lrtrack.models``). A `Kind` describes one such setting, so
+datasets can be referenced the same way with a second `Kind`.
+
+Trust: configs, the sweep store and W&B hold only these strings and their
+arguments, never code; resolving one imports *installed* code on this machine.
+Whoever can write the store chooses which installed code agents import.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from lrtrack.errors import UserError
+
+
+@dataclass(frozen=True)
+class Kind:
+    """One referenceable setting: its field name, built-in names and entry-point group."""
+
+    field: str
+    builtins: tuple[str, ...]
+    group: str
+
+
+#: ``model``: `lrtrack.models.build_model`'s built-ins, or user code (see `build_user_model`).
+MODELS = Kind(field="model", builtins=("fcn", "mlp2", "cnn", "cnn-small"), group="lrtrack.models")
+
+
+def is_builtin(kind: Kind, value: str) -> bool:
+    return value in kind.builtins
+
+
+def resolve(kind: Kind, value: str) -> Callable[..., Any]:
+    """The callable ``value`` refers to (not a built-in), or ValueError saying why it cannot be had."""
+    if ":" in value:
+        return _import_reference(value)
+    return _entry_point(kind, value)
+
+
+def _import_reference(value: str) -> Callable[..., Any]:
+    module_name, _, attribute = value.partition(":")
+    if not module_name or not attribute:
+        raise ValueError(f"{value!r} is not an import reference of the form package.module:callable")
+    _cwd_on_path()
+    try:
+        module = importlib.import_module(module_name)
+    except Exception as exc:  # ImportError, or the module's own code failing
+        raise ValueError(f"cannot import {module_name!r} for {value!r} ({_first_line(exc)})") from None
+    target: Any = module
+    for part in attribute.split("."):
+        try:
+            target = getattr(target, part)
+        except AttributeError:
+            raise ValueError(f"{value!r}: module {module_name!r} has no attribute {attribute!r}") from None
+    if not callable(target):
+        raise ValueError(f"{value!r} is not callable")
+    return target
+
+
+def _entry_point(kind: Kind, value: str) -> Callable[..., Any]:
+    from importlib.metadata import entry_points
+
+    found = [ep for ep in entry_points(group=kind.group) if ep.name == value]
+    if not found:
+        registered = sorted(ep.name for ep in entry_points(group=kind.group))
+        others = f"; registered: {', '.join(registered)}" if registered else ""
+        raise ValueError(
+            f"{value!r} is neither a built-in {kind.field} ({', '.join(kind.builtins)}), an import reference "
+            f"(package.module:callable) nor a name registered under entry-point group {kind.group!r}{others}"
+        )
+    try:
+        target = found[0].load()
+    except Exception as exc:
+        raise ValueError(f"entry point {value!r} ({found[0].value}) does not load ({_first_line(exc)})") from None
+    if not callable(target):
+        raise ValueError(f"entry point {value!r} ({found[0].value}) is not callable")
+    return target
+
+
+def _cwd_on_path() -> None:
+    """The current directory importable, as ``python -m`` makes it (the CLI's entry script does not)."""
+    if "" not in sys.path and "." not in sys.path:
+        import os
+
+        cwd = os.getcwd()
+        if cwd not in sys.path:
+            sys.path.insert(0, cwd)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
+
+
+def build_user_model(reference: str, input_shape: tuple[int, ...], num_classes: int, model_args: dict[str, Any]):
+    """``callable(input_shape, num_classes, **model_args)`` for a referenced model; `UserError`
+    naming ``model`` and the reference when the call raises or returns no ``nn.Module``."""
+    from torch import nn
+
+    factory = resolve(MODELS, reference)
+    try:
+        model = factory(tuple(input_shape), num_classes, **model_args)
+    except Exception as exc:
+        raise UserError(f"model: {reference}({tuple(input_shape)}, {num_classes}, **{model_args!r}) "
+                        f"raised {_first_line(exc)}") from None
+    if not isinstance(model, nn.Module):
+        raise UserError(f"model: {reference} returned {type(model).__name__}, not a torch.nn.Module")
+    return model
+
+
+def check_model_output(reference: str, model, batch, num_classes: int) -> None:
+    """`UserError` naming ``model`` unless ``model(batch)`` gives ``(len(batch), num_classes)`` logits."""
+    import torch
+
+    try:
+        with torch.no_grad():
+            out = model(batch)
+    except Exception as exc:
+        raise UserError(f"model: {reference} failed on a batch of shape {tuple(batch.shape)} ({_first_line(exc)})") from None
+    expected = (len(batch), num_classes)
+    if not isinstance(out, torch.Tensor) or tuple(out.shape) != expected:
+        got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+        raise UserError(f"model: {reference} gave {got} on a batch of shape {tuple(batch.shape)}; "
+                        f"expected logits of shape {expected} (batch, num_classes)")
