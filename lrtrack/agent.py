@@ -259,6 +259,7 @@ class Agent:
             for group in self._groups(claims):
                 self._train_group(group)
             done += len(claims)
+        check_stop()  # a stop signal held to the end of the last run still ends the agent with its code
         return AgentOutcome("count", done, self.sweep.id)
 
     def _groups(self, claims: list[Member]) -> list[list[Member]]:
