@@ -4,21 +4,30 @@ The one definition, used by the HTML, Markdown and W&B reports, ``sweep show``,
 ``lrtrack reproduce`` and the dashboard. `judge` gives every `ConfigResult` of a study
 a `Verdict` with the numbers behind it, in this order:
 
-1. ``diverged`` (train loss non-finite or above the run's ``diverge_loss``),
+1. ``diverged`` (train loss non-finite or above the run's ``diverge_loss``), ``failed``,
    ``near chance`` (final val accuracy at most `CHANCE_FACTOR` x chance);
-2. ``cancelled`` / ``interrupted`` / ``early-stopped`` for a run that stopped before its
-   configured epochs while complete runs exist: it is not ranked against them, so it is
-   never ``best`` over a run that trained to the end;
-3. within each *group* of runs that share every setting but the learning rate (so an
-   ``optimizer x lr`` sweep is judged per optimizer), against the group's best final
-   metric: ``best`` (the best of the whole sweep; ``best for optimizer=sgd`` for the best
-   of another group), ``within 1 point of best``, then by the learning rate's side:
+2. a run that has fewer epochs than configured and did not finish or diverge — cancelled,
+   interrupted, early-stopped (hyperband), crashed, still running — while complete runs
+   exist is labelled with its state and not ranked against them, so it is never ``best``
+   over a run that trained to the end (`cut_short`);
+3. the rest are ranked on the sweep's metric. Where the sweep varies ``lr``, within each
+   *group* of runs that share every other swept setting (so an ``optimizer x lr`` sweep
+   is judged per optimizer) and that tried at least two rates, against the group's best:
+   ``best`` (the best of the whole sweep; ``best for optimizer=sgd`` for the best of
+   another group), ``within 1 point of best``, then by the learning rate's side:
    - below the best's rate and `still_learning`: ``too slow``;
    - above the best's rate: ``unstable`` when val accuracy fell more than
      `UNSTABLE_DROP` from its own best epoch, else ``too fast`` when its curve stalls,
      oscillates or falls from its peak (`settled`);
-   - otherwise, and in sweeps that do not vary ``lr``: ``unstable`` (a large fall),
-     ``too slow`` (still learning) or ``worse``.
+   - otherwise ``unstable`` (a large fall) or ``worse`` (behind; a lower rate that no
+     longer learns, or a higher rate still learning).
+   Runs with no rate ordering — a sweep that does not vary ``lr``, or a setting tried
+   at one rate only (random search over several parameters) — keep the plain rules
+   against the sweep's best: ``best``, ``within 1 point of best``, ``unstable``,
+   ``too slow`` (still learning) or ``worse``.
+4. Near-chance runs are placed by their rate too: below the best's rate and still
+   learning, ``too slow`` (study D's 0.0001 has barely started); above it, ``near
+   chance`` with "too fast to learn" in its reason.
 
 **Still learning** is measured over the last `WINDOW` epochs, not one epoch against a
 threshold: the least-squares slope of val accuracy must be positive, gain at least
@@ -51,22 +60,24 @@ WINDOW = 4
 MIN_GAIN = 0.002
 #: ...or train loss falls in every epoch of the window, by this fraction in all.
 MIN_LOSS_FALL = 0.02
-#: Runs ended in these states trained to their end (or diverged): they are ranked.
+#: Attempt states of a run that ended on its own (the attempt a report shows, `lrtrack.report.shown_attempt`).
 COMPLETED = ("finished", "diverged", "early-stopped")
-#: Runs stopped from outside before their configured epochs.
-STOPPED = ("cancelled", "interrupted", "early-stopped")
+#: States in which a run with fewer epochs than configured still counts as complete.
+RAN_TO_END = ("finished", "diverged")
 
 
 def rules_text() -> str:
     """The rules in one paragraph, with the numbers in force (the HTML report's footer)."""
     return (f"diverged = non-finite train loss or above the run's divergence limit; near chance = final val acc "
-            f"<= {CHANCE_FACTOR:g} x chance; runs stopped before their epochs are not ranked against complete ones; "
-            f"within each group of runs sharing all but lr: best = best final metric, within 1 point = at most "
+            f"<= {CHANCE_FACTOR:g} x chance; runs stopped before their configured epochs (cancelled, interrupted, "
+            f"early-stopped, crashed, running) are not ranked against complete ones; within each group of runs "
+            f"sharing all but lr and trying two or more rates: best = best final metric, within 1 point = at most "
             f"{CLOSE_POINTS * 100:g} point behind it; too slow = a lower rate, behind and still learning (over the last "
             f"{WINDOW} epochs: val acc slope > 0, gain >= {MIN_GAIN * 100:g} points and >= 2 standard errors, or train "
             f"loss falling every epoch, >= {MIN_LOSS_FALL:.0%} in all); too fast = a higher rate whose val acc stalls, "
             f"oscillates or sits below its peak; unstable = final val acc more than {UNSTABLE_DROP * 100:g} points "
-            f"below the run's own best.")
+            f"below the run's own best; worse = behind otherwise. Without a rate ordering (lr not swept, or one rate "
+            f"per setting) the same rules without the rate's side, against the sweep's best.")
 
 
 @dataclass
@@ -76,8 +87,9 @@ class Verdict:
     reason: str  #: the numbers that justify it
 
 
-def judge(study: StudyData) -> None:
-    """Give every config of ``study`` a verdict (see the module docstring)."""
+def judge(study: StudyData) -> dict[int, Verdict]:
+    """Give every config of ``study`` a verdict (see the module docstring); returns them by run number
+    (what the dashboard and ``sweep show`` need)."""
     key, maximize = study.metric.name, study.metric.goal == "maximize"
     near_chance = CHANCE_FACTOR * study.chance
     candidates: list[ConfigResult] = []
@@ -85,26 +97,47 @@ def judge(study: StudyData) -> None:
         row.verdict = _failure_verdict(row, near_chance)
         if row.verdict is None and row.final(key) is not None:
             candidates.append(row)
-    complete = [row for row in candidates if not _stopped_early(row, study)]
-    if complete:
+    short = {row.run: cut_short(row, study) for row in candidates}
+    ranked = [row for row in candidates if not short[row.run]]
+    if ranked:
         for row in candidates:
-            if row not in complete:
-                planned = _planned_epochs(row, study)
-                row.verdict = Verdict(row.state, "bad", f"stopped after {row.epochs_run} of {planned} epochs "
-                                      f"({row.state}); not ranked against runs that trained to the end")
-    ranked = complete or candidates
-    if not ranked:
-        return
-    score = lambda r: r.final(key)  # noqa: E731
-    overall = (max if maximize else min)(ranked, key=score)
+            if short[row.run]:
+                row.verdict = Verdict(row.state, "ok" if row.state == "running" else "bad",
+                                      f"{short[row.run]}; not ranked against runs that trained to the end")
+    else:
+        ranked = candidates  # nothing complete yet: rank what there is, and say so (below)
+    if ranked:
+        _rank(study, ranked, key, maximize)
+        for row in ranked:
+            if short[row.run]:
+                row.verdict.reason += f" [{short[row.run]}]"
+        if "lr" in study.swept:
+            _near_chance_by_rate(study, ranked, maximize, lambda r: r.final(key))
+    return {row.run: row.verdict for row in study.rows if row.verdict is not None}
+
+
+def _rank(study: StudyData, ranked: list[ConfigResult], key: str, maximize: bool) -> None:
+    """Verdicts of the runs that trained normally: by the rate's side within groups that tried two or
+    more rates, by the plain rules (against the sweep's best) for the rest."""
+    pick = max if maximize else min
+    overall = pick(ranked, key=lambda r: r.final(key))
     excluded = [f"{r.label} {r.verdict.label}" for r in study.rows if r.verdict is not None]
-    by_lr = "lr" in study.swept
-    for group in _groups(ranked, study.swept if by_lr else []):
-        best = (max if maximize else min)(group, key=score)
+    groups = _groups(ranked, study.swept) if "lr" in study.swept else [ranked]
+    plain: list[ConfigResult] = []
+    for group in groups:
+        if len({_rate(row) for row in group} - {None}) < 2:
+            plain += group
+            continue
+        best = pick(group, key=lambda r: r.final(key))
         for row in group:
-            row.verdict = _ranked_verdict(row, best, overall, key, maximize, by_lr, len(ranked), excluded, study)
-    if by_lr:
-        _near_chance_by_rate(study, ranked, maximize, score)
+            row.verdict = _ranked_verdict(row, best, overall, key, maximize, True, len(ranked), excluded, study)
+    for row in plain:
+        row.verdict = _ranked_verdict(row, overall, overall, key, maximize, False, len(ranked), excluded, study)
+
+
+def _rate(row: ConfigResult) -> float | None:
+    lr = row.config.get("lr")
+    return float(lr) if isinstance(lr, (int, float)) and not isinstance(lr, bool) else None
 
 
 def _near_chance_by_rate(study: StudyData, ranked: list[ConfigResult], maximize: bool, score) -> None:
@@ -165,11 +198,23 @@ def _ranked_verdict(row: ConfigResult, best: ConfigResult, overall: ConfigResult
             if how:
                 return Verdict("too fast", "bad", f"rate {format_value(lr)} above the best's {format_value(best_lr)}: "
                                f"{how}; {behind}")
+            return Verdict("worse", "slow", f"rate {format_value(lr)} above the best's {format_value(best_lr)}, "
+                           f"{behind}, {_trend(row, learning)}")
+        if not drop:
+            return Verdict("worse", "slow", f"rate {format_value(lr)} below the best's {format_value(best_lr)}, "
+                           f"{behind}, {_trend(row, learning)}")
     if drop:
         return Verdict("unstable", "bad", f"{drop}; {behind}")
     if learning:
         return Verdict("too slow", "slow", f"{behind}, still learning ({learning})")
-    return Verdict("worse", "slow", f"{behind}, no longer improving")
+    return Verdict("worse", "slow", f"{behind}, {_trend(row, learning)}")
+
+
+def _trend(row: ConfigResult, learning: str) -> str:
+    """``still learning (...)``, ``no longer learning`` or, after one epoch, ``one epoch: no trend``."""
+    if learning:
+        return f"still learning ({learning})"
+    return "no longer learning" if len(row.history) > 1 else "one epoch: no trend"
 
 
 def still_learning(row: ConfigResult) -> str:
@@ -241,13 +286,23 @@ def _group_label(row: ConfigResult, study: StudyData) -> str:
     return " ".join(f"{k}={format_value(row.config.get(k))}" for k in study.swept if k != "lr")
 
 
-def _planned_epochs(row: ConfigResult, study: StudyData) -> Any:
-    return row.config.get("epochs", study.fixed.get("epochs", "?"))
+def planned_epochs(row: ConfigResult, study: StudyData) -> int:
+    """The epochs ``row`` was configured for: swept, else fixed, else `TrainConfig`'s default."""
+    from lrtrack.config import TrainConfig
+
+    value = {"epochs": TrainConfig.model_fields["epochs"].default, **study.fixed, **row.config}["epochs"]
+    return int(value)
 
 
-def _stopped_early(row: ConfigResult, study: StudyData) -> bool:
-    planned = _planned_epochs(row, study)
-    return row.state in STOPPED and isinstance(planned, int) and row.epochs_run < planned
+def cut_short(row: ConfigResult, study: StudyData) -> str:
+    """``stopped after 1 of 20 epochs (cancelled)`` / ``running: epoch 3 of 20`` for a run that has fewer
+    epochs than configured and did not finish or diverge; '' for a complete run."""
+    planned = planned_epochs(row, study)
+    if row.state in RAN_TO_END or row.epochs_run >= planned:
+        return ""
+    if row.state == "running":
+        return f"running: epoch {row.epochs_run} of {planned}"
+    return f"stopped after {row.epochs_run} of {planned} epochs ({row.state})"
 
 
 def _failure_verdict(row: ConfigResult, near_chance: float) -> Verdict | None:

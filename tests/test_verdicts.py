@@ -67,7 +67,7 @@ def test_an_optimizer_by_lr_grid_is_judged_per_optimizer():
     assert "behind the best (lr=0.1 optimizer=sgd" in rows[1].verdict.reason
 
 
-def test_a_cancelled_short_run_is_never_best_over_a_complete_one():
+def test_a_cancelled_1_epoch_run_is_never_best_over_a_finished_20_epoch_run():
     cancelled = run(1, 0.01, [0.95], [0.2], state="cancelled")
     complete = run(2, 0.001, [0.5 + 0.02 * e for e in range(20)], [1.0 - 0.02 * e for e in range(20)])
     labels = verdicts(study([cancelled, complete], fixed={"dataset": "digits", "epochs": 20}))
@@ -82,22 +82,81 @@ def test_without_a_learning_rate_axis_the_plain_rules_stay():
     assert labels == {"lr=0.01 optimizer=adam": "best", "lr=0.01 optimizer=sgd": "too slow"}
 
 
+def test_a_higher_rate_still_learning_is_never_too_slow_and_a_lower_one_that_stopped_is_worse():
+    best = run(1, 0.01, [0.90, 0.93, 0.94, 0.95], [0.3, 0.2, 0.17, 0.15])
+    fast_rising = run(2, 0.1, [0.70, 0.75, 0.80, 0.85], [0.9, 0.7, 0.6, 0.5])  # behind, climbing steadily
+    slow_flat = run(3, 0.001, [0.80, 0.81, 0.80, 0.805], [0.60, 0.59, 0.60, 0.595])  # behind, stopped learning
+    labels = verdicts(study([best, fast_rising, slow_flat]))
+    assert labels == {"lr=0.01": "best", "lr=0.1": "worse", "lr=0.001": "worse"}
+    assert "above the best's 0.01" in fast_rising.verdict.reason and "still learning" in fast_rising.verdict.reason
+    assert "below the best's 0.01" in slow_flat.verdict.reason and "no longer learning" in slow_flat.verdict.reason
+
+
+def test_settings_tried_at_one_rate_only_keep_the_plain_rules():
+    # random search over lr and weight decay: no two runs share a weight decay, so no rate ordering applies
+    rows = [run(1, 0.003, [0.90, 0.92, 0.93], [0.3, 0.25, 0.22], weight_decay=1e-4),
+            run(2, 0.0007, [0.60, 0.70, 0.80], [1.2, 0.9, 0.7], weight_decay=3e-3),
+            run(3, 0.02, [0.91, 0.922, 0.925], [0.3, 0.26, 0.25], weight_decay=5e-2)]
+    labels = verdicts(study(rows, swept=["lr", "weight_decay"]))
+    assert labels == {"lr=0.003 weight_decay=0.0001": "best", "lr=0.0007 weight_decay=0.003": "too slow",
+                      "lr=0.02 weight_decay=0.05": "within 1 point of best"}
+    assert "rate" not in rows[1].verdict.reason  # judged without the rate's side
+
+
+def test_cut_short_runs_running_or_crashed_are_not_ranked_and_judge_returns_the_verdicts():
+    epochs20 = {"dataset": "digits", "epochs": 20}
+    complete = run(1, 0.001, [0.5 + 0.02 * e for e in range(20)], [1.0 - 0.02 * e for e in range(20)])
+    running = run(2, 0.01, [0.95, 0.96, 0.97], [0.2, 0.15, 0.1], state="running")
+    crashed = run(3, 0.1, [0.96, 0.965], [0.2, 0.18], state="crashed")
+    found = judge(data := study([complete, running, crashed], fixed=epochs20))
+    assert {run_number: v.label for run_number, v in found.items()} == {1: "best", 2: "running", 3: "crashed"}
+    assert [row.verdict for row in data.rows] == [found[1], found[2], found[3]]
+    assert "running: epoch 3 of 20" in running.verdict.reason and "stopped after 2 of 20 epochs" in crashed.verdict.reason
+    assert "not ranked: lr=0.01 running, lr=0.1 crashed" in complete.verdict.reason
+    # nothing complete yet (a sweep in its first epochs): the runs are ranked, each saying it is incomplete
+    labels = verdicts(study([running, crashed], fixed=epochs20))
+    assert labels == {"lr=0.01": "best", "lr=0.1": "within 1 point of best"}
+    assert running.verdict.reason.endswith("[running: epoch 3 of 20]")
+    # the epochs a run was configured for may be swept
+    short = run(4, 0.01, [0.95], [0.2], state="cancelled", epochs=5)
+    done = run(5, 0.01, [0.7, 0.8], [0.6, 0.5], epochs=2)
+    assert verdicts(study([short, done], swept=["lr", "epochs"])) == {"lr=0.01 epochs=5": "cancelled",
+                                                                     "lr=0.01 epochs=2": "best"}
+
+
 def test_grid_points_that_never_ran_are_listed_and_an_empty_sweep_says_so(tmp_path):
-    from clitools import create, lrtrack
+    import json
+
+    from clitools import lrtrack
+
+    from lrtrack.agent import Agent, AgentSettings
+    from lrtrack.config import load_spec
+    from lrtrack.store import open_store
+    from lrtrack.sweep import create_sweep
 
     spec = tmp_path / "grid.yaml"
     spec.write_text("name: partly-run\nmethod: grid\nmetric: {name: val/acc, goal: maximize}\n"
                     "parameters:\n  lr: {values: [0.01, 0.1, 0.001]}\n"
                     "fixed: {dataset: digits, model: fcn, epochs: 1, train_size: 1000, test_size: 300}\n")
     store = f"sqlite:///{tmp_path}/store.db"
-    sweep_id = create(spec, store)
+    with open_store(store) as opened:
+        sweep_id = create_sweep(load_spec(spec), opened, "local").id
     empty = lrtrack("report", sweep_id, "--store", store)
     assert empty.returncode == 1
-    assert f"sweep {sweep_id} has no runs yet" in empty.stderr and "Traceback" not in empty.stderr
-    assert lrtrack("agent", sweep_id, "--store", store, "--count", "1", "--offline").returncode == 0
+    assert empty.stderr.strip() == (f"error: sweep {sweep_id} has no runs yet: nothing to report "
+                                    f"(start one with: lrtrack agent {sweep_id})")
+    assert empty.stdout == ""
+    from lrtrack.cli.display import console, print_sweep
+    from lrtrack.sweep import describe
+
+    with open_store(store) as opened, console.capture() as shown_empty:
+        print_sweep(describe(opened, sweep_id))
+    assert shown_empty.get().splitlines()[-1] == f"no run has started yet (start one with: lrtrack agent {sweep_id})"
+    with open_store(store) as opened:  # one run of three, trained here
+        Agent(opened, sweep_id, AgentSettings(offline=True, count=1), report=lambda line: None).run()
     report = lrtrack("report", sweep_id, "--store", store)
     assert report.returncode == 0, report.stderr
     assert "Grid points that never ran (2): lr=0.1, lr=0.001" in report.stdout
     shown = lrtrack("sweep", "show", sweep_id, "--store", store, "--json")
-    (entry,) = __import__("json").loads(shown.stdout)["runs"]
+    (entry,) = json.loads(shown.stdout)["runs"]
     assert entry["verdict"] == "best" and entry["verdict_reason"].startswith("final val/acc")

@@ -88,6 +88,9 @@ def print_sweep(description: dict[str, Any], wide: bool = False) -> None:
     sweep = description["sweep"]
     console.print(f"[bold]{sweep['name']}[/] {sweep['id']} ({sweep['backend']}, {sweep['state']})")
     console.print(f"runs: {progress_text(sweep['progress'])}")
+    if not description["runs"]:  # a line that says so, not an empty table
+        console.print(f"no run has started yet (start one with: lrtrack agent {sweep['id']})")
+        return
     metric = sweep["metric"]["name"]
     config_keys = list(description["runs"][0]["config"]) if description["runs"] else []
     if not wide:  # the swept parameters; a parameter with one value is the same in every row
