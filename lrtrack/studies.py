@@ -206,11 +206,12 @@ STUDIES: dict[str, Study] = {
     ),
     "study-b-mnist-cnn-small": Study(
         "Our MNIST subset is 8,000 / 2,000 images (the study's 10,000 / 2,000), so the shape: lr 0.1 near chance, "
-        "lr 0.01 >= 94% and best, lr 0.0001 in 40-85% and still improving. Published numbers shown.",
+        "lr 0.01 >= 94% and best, lr 0.0001 in 40-85%, still improving and too slow (the verdicts the study "
+        "draws). Published numbers shown.",
         checks=(
             below(LR_1, NEAR_CHANCE), verdict_in(LR_1, "diverged", "near chance"),
-            at_least(LR_2, 0.94), best(LR_2),
-            between(LR_4, 0.40, 0.85), still_improving(LR_4),
+            at_least(LR_2, 0.94), best(LR_2), verdict_in(LR_2, "best"),
+            between(LR_4, 0.40, 0.85), still_improving(LR_4), verdict_in(LR_4, "too slow"),
         ),
     ),
     "study-c-mnist-cnn-adam": Study(
@@ -224,11 +225,12 @@ STUDIES: dict[str, Study] = {
         "The study used full MNIST split 80/20 (48,000 train: 24,000 SGD steps in 5 epochs), we use the subset "
         "(6,400 train: 3,200 steps), so the shape: lr 0.5 stays near chance and does not rise, lr 0.01 >= 90% "
         "(98.49% published) and best, lr 0.0001 learns slowly (val/acc up since epoch 1 and in the last epoch)"
-        " and is still low (20+ points behind 0.01).",
+        " and is still low (20+ points behind 0.01); the verdicts near chance / best / too slow, as published.",
         checks=(
             below(LR_05, NEAR_CHANCE), verdict_in(LR_05, "diverged", "near chance"), stays_flat(LR_05, 0.02),
-            at_least(LR_2, 0.90), best(LR_2),
+            at_least(LR_2, 0.90), best(LR_2), verdict_in(LR_2, "best"),
             gain(LR_4, from_epoch=1, points=0.01), still_improving(LR_4), behind(LR_4, LR_2, 0.20),
+            verdict_in(LR_4, "too slow"),
         ),
     ),
     "study-d-followup-lr0.0001-15-epochs": Study(

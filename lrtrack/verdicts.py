@@ -155,8 +155,12 @@ def _near_chance_by_rate(study: StudyData, ranked: list[ConfigResult], maximize:
             continue
         learning = still_learning(row)
         if lr < best_lr and learning:
+            key = study.metric.name
+            gap = abs(best.final(key) - row.final(key))
+            behind = f"{_gap_text(key, gap, best.final(key))} behind the best ({best.label}: {_fmt(key, best.final(key))})"
             row.verdict = Verdict("too slow", "slow", f"rate {format_value(lr)} below the best's "
-                                  f"{format_value(best_lr)}: {row.verdict.reason}, but still learning ({learning})")
+                                  f"{format_value(best_lr)}, {behind}: {row.verdict.reason}, but still learning "
+                                  f"({learning})")
         elif lr > best_lr:
             row.verdict = Verdict("near chance", "bad", f"{row.verdict.reason}; rate {format_value(lr)} above the "
                                   f"best's {format_value(best_lr)}: too fast to learn")

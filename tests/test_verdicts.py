@@ -23,15 +23,19 @@ def test_study_a_as_published_best_within_one_point_too_slow():
 
 
 def test_study_b_and_d_shapes():
-    b = [run(1, 0.1, [0.11, 0.10, 0.115], [2.3, 2.31, 2.3]),
-         run(2, 0.01, [0.93, 0.955, 0.9645], [0.3, 0.15, 0.11]),
-         run(3, 0.0001, [0.578, 0.656, 0.7915], [2.0, 1.5, 1.1])]
+    # the measured curves of `lrtrack reproduce` on the MNIST subset (seed 0)
+    b = [run(1, 0.1, [0.105, 0.093, 0.115], [2.4996, 2.3101, 2.3075]),
+         run(2, 0.01, [0.9455, 0.9595, 0.9645], [0.5255, 0.1488, 0.1101]),
+         run(3, 0.0001, [0.578, 0.656, 0.7915], [2.2645, 1.975, 1.331])]
     assert verdicts(study(b)) == {"lr=0.1": "near chance", "lr=0.01": "best", "lr=0.0001": "too slow"}
-    assert "too fast" in b[0].verdict.reason
-    d = [run(1, 0.5, [0.10, 0.1025, 0.1, 0.101, 0.1025], [2.31, 2.31, 2.31, 2.31, 2.31]),
-         run(2, 0.01, [0.90, 0.92, 0.93, 0.94, 0.9425], [0.4, 0.27, 0.22, 0.2, 0.186]),
-         run(3, 0.0001, [0.119, 0.125, 0.131, 0.137, 0.143], [2.30, 2.29, 2.28, 2.27, 2.26])]
+    assert "rate 0.1 above the best's 0.01: too fast to learn" in b[0].verdict.reason
+    d = [run(1, 0.5, [0.1106, 0.1025, 0.1062, 0.1025, 0.1025], [2.2863, 2.3112, 2.3127, 2.3115, 2.313]),
+         run(2, 0.01, [0.8075, 0.89, 0.92, 0.9269, 0.945], [1.7535, 0.4683, 0.315, 0.2303, 0.1873]),
+         run(3, 0.0001, [0.1188, 0.1262, 0.125, 0.1331, 0.1431], [2.298, 2.2969, 2.2958, 2.2947, 2.2936])]
     assert verdicts(study(d)) == {"lr=0.5": "near chance", "lr=0.01": "best", "lr=0.0001": "too slow"}
+    # near chance, yet rising over its last 4 epochs beyond their noise: it has barely started
+    assert "80.19 points behind the best" in d[2].verdict.reason
+    assert "val acc +0.59 points/epoch over epochs 2-5" in d[2].verdict.reason
 
 
 def test_noise_does_not_make_a_run_too_slow_where_one_epoch_would():
@@ -43,6 +47,11 @@ def test_noise_does_not_make_a_run_too_slow_where_one_epoch_would():
     labels = verdicts(study([noisy, best]))
     assert labels["lr=0.001"] == "worse"
     assert verdicts(study([steady, best]))["lr=0.001"] == "too slow"
+    # a steady climb whose last epoch dips by 0.1 point (and whose loss wobbles): one epoch would say "no longer
+    # improving"; over the last 4 epochs it gains +0.39 points/epoch, three standard errors
+    dipped = run(4, 0.001, [0.78, 0.80, 0.806, 0.812, 0.811], [0.62, 0.60, 0.59, 0.595, 0.585])
+    assert still_learning(dipped) == "val acc +0.39 points/epoch over epochs 2-5"
+    assert verdicts(study([dipped, best]))["lr=0.001"] == "too slow"
 
 
 def test_a_rate_above_the_best_that_oscillates_or_falls_is_too_fast_or_unstable():
@@ -160,3 +169,40 @@ def test_grid_points_that_never_ran_are_listed_and_an_empty_sweep_says_so(tmp_pa
     shown = lrtrack("sweep", "show", sweep_id, "--store", store, "--json")
     (entry,) = json.loads(shown.stdout)["runs"]
     assert entry["verdict"] == "best" and entry["verdict_reason"].startswith("final val/acc")
+
+
+def test_reproduce_checks_study_a_verdicts_against_the_published_ones():
+    from pathlib import Path
+
+    from lrtrack.config import load_spec
+    from lrtrack.studies import STUDIES, rows_for
+
+    spec = load_spec(Path(__file__).resolve().parents[1] / "sweeps" / "study-a-fashion-fcn-adam.yaml")
+
+    def study_a(slow_accs: list[float], slow_losses: list[float]):
+        rows = [run(1, 0.001, [0.8447, 0.8553, 0.8649, 0.8666, 0.8694], [0.5459, 0.399, 0.3584, 0.3318, 0.3121]),
+                run(2, 0.0005, [0.828, 0.8493, 0.8586, 0.8591, 0.8665], [0.6076, 0.428, 0.3884, 0.3625, 0.3421]),
+                run(3, 0.0001, slow_accs, slow_losses)]
+        for row in rows:  # study A's train accuracy runs about 1.5 points above its test accuracy
+            for epoch in [*row.history, row.summary]:
+                epoch["train/acc"] = epoch["val/acc"] + 0.0155
+        data = study(rows, fixed=spec.fixed, expected=list(spec.expected))
+        judge(data)
+        return {row.label: row for row in rows_for(data, STUDIES[spec.name])}
+
+    def verdict_check(row) -> tuple[str, bool]:
+        (check,) = [c for c in row.checks if c[0].startswith("verdict ")]
+        return check
+
+    # measured (a fresh study A run, full Fashion-MNIST): as published, every row passes
+    rows = study_a([0.7864, 0.8192, 0.8296, 0.834, 0.8371], [0.9101, 0.5539, 0.4895, 0.4574, 0.4365])
+    assert {label: row.verdict for label, row in rows.items()} == {
+        "lr=0.001": "best", "lr=0.0005": "within 1 point of best", "lr=0.0001": "too slow"}
+    assert all(row.passed for row in rows.values())
+    assert verdict_check(rows["lr=0.0001"]) == ("verdict too slow, as published (ours: too slow)", True)
+    # the same accuracy reached by a curve that stopped rising: not "too slow", and the row fails on that alone
+    rows = study_a([0.8364, 0.8381, 0.8366, 0.8379, 0.8371], [0.4375, 0.4368, 0.4371, 0.4366, 0.4365])
+    slow = rows["lr=0.0001"]
+    assert slow.verdict == "worse" and slow.passed is False
+    assert [ok for text, ok in slow.checks if not ok] == [False]
+    assert verdict_check(slow) == ("verdict too slow, as published (ours: worse)", False)
