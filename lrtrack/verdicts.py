@@ -41,7 +41,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from lrtrack.config import format_value
 
@@ -103,7 +103,8 @@ def judge(study: StudyData) -> dict[int, Verdict]:
         for row in candidates:
             if short[row.run]:
                 row.verdict = Verdict(row.state, "ok" if row.state == "running" else "bad",
-                                      f"{short[row.run]}; not ranked against runs that trained to the end")
+                                      f"{short[row.run]}, {key} {_fmt(key, row.final(key))}; not ranked against "
+                                      f"runs that trained to the end")
     else:
         ranked = candidates  # nothing complete yet: rank what there is, and say so (below)
     if ranked:

@@ -81,7 +81,8 @@ def test_a_cancelled_1_epoch_run_is_never_best_over_a_finished_20_epoch_run():
     complete = run(2, 0.001, [0.5 + 0.02 * e for e in range(20)], [1.0 - 0.02 * e for e in range(20)])
     labels = verdicts(study([cancelled, complete], fixed={"dataset": "digits", "epochs": 20}))
     assert labels == {"lr=0.01": "cancelled", "lr=0.001": "best"}
-    assert "stopped after 1 of 20 epochs" in cancelled.verdict.reason
+    assert cancelled.verdict.reason == ("stopped after 1 of 20 epochs (cancelled), val/acc 95.00%; "
+                                        "not ranked against runs that trained to the end")
 
 
 def test_without_a_learning_rate_axis_the_plain_rules_stay():
