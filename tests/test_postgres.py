@@ -147,7 +147,9 @@ def test_eight_agents_finish_a_24_point_grid_exactly_once_across_a_10s_server_ou
 
 
 def test_reading_runs_while_another_agent_claims_sees_one_consistent_snapshot(tmp_path, pg_db):
-    sweep_id = create(write_spec(tmp_path / "g.yaml", {"lr": [0.01]}, epochs=1), pg_db)
+    spec = write_spec(tmp_path / "r.yaml", {"lr": [0.01]}, epochs=1)
+    spec.write_text(spec.read_text().replace("method: grid", "method: random"))  # no grid points: runs come from the proposer
+    sweep_id = create(spec, pg_db)
     from lrtrack.store import open_store
 
     errors: list[BaseException] = []

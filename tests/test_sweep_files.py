@@ -148,7 +148,7 @@ def test_show_counts_unproposed_grid_points_and_shows_a_running_attempts_latest_
     path.write_text("parameters:\n  lr: {values: [0.1, 0.01, 0.001, 0.0001]}\nfixed: {dataset: digits, epochs: 20}\n")
     with open_store(f"sqlite:///{tmp_path}/store.db") as store:
         record = create_sweep(load_spec(path), store, "local")
-        claim = store.claim_run(record.id, "w", propose(record.wandb_config), grace_seconds=60, max_attempts=3)
+        claim = store.claim_run(record.id, "w", propose(record.wandb_config), grace_seconds=60)
         for epoch, acc in ((1, 0.5), (2, 0.8125)):
             store.log_epoch(claim.attempt.id, {"epoch": epoch, "val/acc": acc, "train/loss": 1.0 / epoch})
         description = describe(store, record.id)

@@ -111,8 +111,9 @@ def test_live_page_table_csv_and_pause_equal_the_cli(tmp_path, store_url):
 
             page.refresh()
             wait_for(lambda: page.find_elements("css selector", "#results tbody tr"), 30, "the results table")
-            shown = [[td.text for td in tr.find_elements("css selector", "td")]
-                     for tr in page.find_elements("css selector", "#results tbody tr")]
+            # read in one script: the live poll may redraw the table between two WebDriver calls
+            shown = page.execute_script("return [...document.querySelectorAll('#results tbody tr')]"
+                                        ".map(tr => [...tr.querySelectorAll('td')].map(td => td.innerText.trim()))")
         status, api = ui.get(f"api/sweeps/{sweep_id}")
         assert status == 200
         table = json.loads(api)["table"]
