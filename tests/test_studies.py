@@ -60,7 +60,7 @@ def one_torch_thread():
 
 def run_quick_study(path: Path, store_url: str, data_dir: Path, monkeypatch):
     """Create a local sweep of ``path`` and train it here with one in-process agent (offline W&B)."""
-    from lrtrack.agent import Agent, AgentSettings
+    from lrtrack.agent.loop import Agent, AgentSettings
     from lrtrack.sweep import create_sweep
 
     monkeypatch.setenv("LRTRACK_DATA_DIR", str(data_dir))

@@ -316,7 +316,7 @@ def test_sync_dry_run_lists_every_attempts_run_folder(tmp_path, offline_wandb):
 
 
 def test_worker_slots_one_per_gpu_with_cuda_visible_devices():
-    from lrtrack.agent import workers_for
+    from lrtrack.agent.supervisor import workers_for
 
     slots = workers_for(["0", "3"], per_gpu=2, cpu_workers=1)
     assert [(w.name, w.env["CUDA_VISIBLE_DEVICES"]) for w in slots] == [
@@ -353,7 +353,7 @@ def test_supervisor_forwards_sigterm_and_every_run_is_requeued(tmp_path, offline
 
 @pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")  # the point of the test
 def test_a_stop_signal_swallowed_by_a_finalizer_is_raised_again_at_the_next_check():
-    from lrtrack import agent as agent_lib
+    from lrtrack.agent import signals
 
     previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
 
@@ -362,13 +362,12 @@ def test_a_stop_signal_swallowed_by_a_finalizer_is_raised_again_at_the_next_chec
             signal.raise_signal(signal.SIGTERM)  # Terminated is raised in here: Python only prints it
 
     try:
-        agent_lib.raise_on_stop_signals()
+        signals.raise_on_stop_signals()
         Finalizer()
-        with pytest.raises(agent_lib.Terminated):
-            agent_lib.check_stop()
+        with pytest.raises(signals.Terminated):
+            signals.check_stop()
     finally:
-        agent_lib._stop_signals.clear()
-        agent_lib._raised.clear()
+        signals.reset()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
 

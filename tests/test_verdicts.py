@@ -139,7 +139,7 @@ def test_grid_points_that_never_ran_are_listed_and_an_empty_sweep_says_so(tmp_pa
 
     from clitools import lrtrack
 
-    from lrtrack.agent import Agent, AgentSettings
+    from lrtrack.agent.loop import Agent, AgentSettings
     from lrtrack.config import load_spec
     from lrtrack.store import open_store
     from lrtrack.sweep import create_sweep

@@ -2,40 +2,36 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 
+from lrtrack.agent.settings import AgentSettings
 from lrtrack.cli import app
-from lrtrack.cli.options import StoreOpt, SweepIdArg, VerboseOpt
+from lrtrack.cli.config_options import settings_flags, settings_from, with_options
+from lrtrack.cli.options import StoreOpt, SweepIdArg
 
 if TYPE_CHECKING:
-    from lrtrack.agent import AgentSettings
     from lrtrack.store import Store
 
 
 @app.command()
+@with_options(flags=AgentSettings)
 def agent(
     sweep_id: SweepIdArg,
-    count: Annotated[Optional[int], typer.Option(min=1, help="Stop after this many runs (per worker).")] = None,
+    flags: dict[str, Any],
     gpus: Annotated[Optional[str], typer.Option(help="0,1,... or all: one worker per GPU with CUDA_VISIBLE_DEVICES set.")] = None,
     per_gpu: Annotated[int, typer.Option(min=1, help="Workers per GPU with --gpus.")] = 1,
     workers: Annotated[int, typer.Option(min=1, help="CPU worker processes (without --gpus).")] = 1,
     pack: Annotated[int, typer.Option(min=1, help="Train up to K compatible configs together.")] = 1,
-    offline: Annotated[bool, typer.Option("--offline", help="Force offline W&B runs.")] = False,
-    heartbeat_seconds: Annotated[float, typer.Option(min=0.05, help="Heartbeat interval of a running run.")] = 15.0,
-    grace_seconds: Annotated[float, typer.Option(min=0.1, help="A run silent this long is requeued.")] = 120.0,
-    poll_seconds: Annotated[float, typer.Option(min=0.01, help="Idle wait while other agents' runs are in flight.")] = 2.0,
-    verbose: VerboseOpt = False,
     store: StoreOpt = None,
 ) -> None:
     """Pull configs from a sweep and train them until the sweep is done."""
-    from lrtrack.agent import AgentSettings, parse_gpus
+    from lrtrack.agent.supervisor import parse_gpus
     from lrtrack.store import open_store
 
+    settings = settings_from(AgentSettings, flags)
     gpu_list = parse_gpus(gpus) if gpus else None
-    settings = AgentSettings(count=count, heartbeat_seconds=heartbeat_seconds, grace_seconds=grace_seconds,
-                             poll_seconds=poll_seconds, offline=offline, verbose=verbose)
     with open_store(store, create=False) as opened:
         code = run_agents(opened, sweep_id, settings, gpus=gpu_list, per_gpu=per_gpu, workers=workers, pack=pack)
     if code:
@@ -45,7 +41,9 @@ def agent(
 def run_agents(store: Store, sweep_id: str, settings: AgentSettings, *, gpus: list[str] | None, per_gpu: int,
                workers: int, pack: int) -> int:
     """One agent in this process, or a supervisor of several; returns the exit code."""
-    from lrtrack.agent import Agent, raise_on_stop_signals, supervise, workers_for
+    from lrtrack.agent.loop import Agent
+    from lrtrack.agent.signals import raise_on_stop_signals
+    from lrtrack.agent.supervisor import supervise, workers_for
     from lrtrack.reporting import Reporter
 
     report = Reporter()
@@ -60,7 +58,7 @@ def run_agents(store: Store, sweep_id: str, settings: AgentSettings, *, gpus: li
     raise_on_stop_signals()
     try:
         outcome = Agent(store, sweep.id, settings, report, pack=pack).run()
-    except KeyboardInterrupt as stop:  # Ctrl-C, or SIGTERM (lrtrack.agent.Terminated, exit 143)
+    except KeyboardInterrupt as stop:  # Ctrl-C, or SIGTERM (lrtrack.agent.signals.Terminated, exit 143)
         report("agent stopped: its run is marked interrupted and requeued")
         return getattr(stop, "exit_code", 130)  # returned, not raised: Typer would turn it into 130
     report(f"agent exits: {outcome.message} ({outcome.runs} run{'s' if outcome.runs != 1 else ''} trained here)")
@@ -68,12 +66,5 @@ def run_agents(store: Store, sweep_id: str, settings: AgentSettings, *, gpus: li
 
 
 def _agent_args(settings: AgentSettings, pack: int) -> list[str]:
-    args = ["--heartbeat-seconds", str(settings.heartbeat_seconds), "--grace-seconds", str(settings.grace_seconds),
-            "--poll-seconds", str(settings.poll_seconds), "--pack", str(pack)]
-    if settings.count:
-        args += ["--count", str(settings.count)]
-    if settings.offline:
-        args.append("--offline")
-    if settings.verbose:
-        args.append("--verbose")
-    return args
+    """The flags that give each supervised worker the same settings (those not at their default)."""
+    return [*settings_flags(settings), "--pack", str(pack)]

@@ -26,7 +26,7 @@ import inspect
 import types
 import typing
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Callable, Literal, Optional
+from typing import TYPE_CHECKING, Annotated, Any, Callable, Literal, Optional, TypeVar
 
 import typer
 from pydantic import BaseModel
@@ -36,6 +36,8 @@ from lrtrack.config import format_value
 
 if TYPE_CHECKING:
     from lrtrack.config import TrainConfig
+
+ModelT = TypeVar("ModelT", bound=BaseModel)
 
 #: Python types a flag can take directly; any other field type is read as YAML text.
 _SCALARS = (bool, int, float, str)
@@ -120,6 +122,31 @@ def with_options(**models: type[BaseModel]) -> Callable[[Callable[..., Any]], Ca
         return command
 
     return decorate
+
+
+def settings_from(model: type[ModelT], flags: dict[str, Any]) -> ModelT:
+    """``model`` built from the typed ``flags``, or `UserError` naming each bad ``--flag``."""
+    from pydantic import ValidationError
+
+    from lrtrack.config import validation_lines
+    from lrtrack.errors import UserError
+
+    try:
+        return model(**flags)
+    except ValidationError as exc:
+        raise UserError(validation_lines(exc, flags=True)) from None
+
+
+def settings_flags(settings: BaseModel) -> list[str]:
+    """The command-line flags that rebuild ``settings`` (those not at their default), as
+    `settings_options` declares them: how a supervisor hands its settings to its workers."""
+    args: list[str] = []
+    for name, value in settings.model_dump(exclude_defaults=True).items():
+        if isinstance(value, bool):
+            args.append(flag_name(name) if value else f"--no-{name.replace('_', '-')}")
+        else:
+            args += [flag_name(name), str(value)]
+    return args
 
 
 def train_config_from(config_file: Optional[Path], flags: dict[str, Any]) -> TrainConfig:

@@ -27,7 +27,7 @@ def reproduce(
 
     Exits 1 when a row's check fails. Prints the sweep id as the last line.
     """
-    from lrtrack.agent import AgentSettings
+    from lrtrack.agent.settings import AgentSettings
     from lrtrack.cli.agent import run_agents
     from lrtrack.config import load_spec
     from lrtrack.errors import UserError

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Any, Optional
 
 import typer
 
 from lrtrack.cli import app
-from lrtrack.cli.options import StoreOpt, SweepIdArg, VerboseOpt, WideOpt
+from lrtrack.agent.settings import AgentSettings
+from lrtrack.cli.config_options import settings_from, with_options
+from lrtrack.cli.options import StoreOpt, SweepIdArg, WideOpt
 from lrtrack.store import DEFAULT_MAX_ATTEMPTS
 
 sweep_app = typer.Typer(help="Create, run and inspect sweeps.", no_args_is_help=True)
@@ -67,30 +69,28 @@ def _describe_new_sweep(spec, backend: str) -> None:
 
 
 @sweep_app.command("run")
+@with_options(flags=AgentSettings)
 def run_sweep(
     spec: SpecArg,
+    flags: dict[str, Any],
     workers: Annotated[int, typer.Option(min=1, help="Agent processes on this machine.")] = 1,
     pack: Annotated[int, typer.Option(min=1, help="Train up to K compatible configs together in each agent.")] = 1,
     max_attempts: MaxAttemptsOpt = DEFAULT_MAX_ATTEMPTS,
-    count: Annotated[Optional[int], typer.Option(min=1, help="Runs per agent (default: until the sweep is done).")] = None,
-    offline: Annotated[bool, typer.Option("--offline", help="Force offline W&B runs.")] = False,
-    verbose: VerboseOpt = False,
     store: StoreOpt = None,
 ) -> None:
     """Create a local sweep and run agents until it is done: the one-command study."""
-    from lrtrack.agent import AgentSettings
     from lrtrack.cli.agent import run_agents
     from lrtrack.config import load_spec
     from lrtrack.store import open_store
     from lrtrack.sweep import create_sweep
 
+    settings = settings_from(AgentSettings, flags)  # checked before anything is written
     sweep_spec = load_spec(spec)
     _check_models(spec, sweep_spec)
     with open_store(store) as opened:
         record = create_sweep(sweep_spec, opened, "local", max_attempts=max_attempts)
         typer.echo(f"created local sweep {record.name!r} ({record.id}) in {opened.url}", err=True)
         _describe_new_sweep(sweep_spec, "local")
-        settings = AgentSettings(count=count, offline=offline, verbose=verbose)
         code = run_agents(opened, record.id, settings, gpus=None, per_gpu=1, workers=workers, pack=pack)
     typer.echo(record.id)
     if code:

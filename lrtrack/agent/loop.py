@@ -1,4 +1,4 @@
-"""Sweep agents: claim a run, train it with the shared training function, repeat.
+"""The agent loop: claim a run, train it with the shared training function, record it, repeat.
 
 One `Agent` is one worker process. For a local sweep it loops on
 ``store.claim_run`` (one transaction: exactly-once claims across processes and
@@ -13,38 +13,28 @@ Every claimed attempt is recorded exactly once: the agent keeps the attempts it
 claimed but has not recorded in ``_open`` (and the claim tokens of a claim in
 progress in ``_claiming``) and, whatever stops it (a signal, an exception), records
 each of them before it exits: ``interrupted`` (requeued, not a failure) after
-SIGINT/SIGTERM, ``failed`` with a one-line error after an exception. Recording an
-attempt (store first, then W&B's finish with the matching exit code) runs with
-signals deferred (`signals_deferred`), so a signal cannot split it. An exception
+a stop signal (`lrtrack.agent.signals`), ``failed`` with a one-line error after an
+exception. Recording an attempt (store first, then W&B's finish with the matching exit
+code) runs with signals deferred, so a signal cannot split it. An exception
 that is not lrtrack's own (the model, the data, the device) fails only its
 attempt; `IDENTICAL_FAILURES` in a row with the same error stop the agent.
-
-Stop signals: SIGINT (Ctrl-C) stops at once; SIGTERM (preemption, ``scancel``,
-``docker stop``, Kubernetes) and SIGUSR1 (SLURM's warning before the time limit)
-let a training run finish its current epoch first. Either way the run is logged
-``interrupted`` and requeued in the store at once, and the agent exits 128 + the
-signal's number. Under SLURM (`lrtrack.slurm`) the worker is named after the job
-and array task, and only rank 0 of a task claims runs.
-
-`supervise` starts several agent processes (one per GPU with
-``CUDA_VISIBLE_DEVICES`` set, or N CPU workers), forwards SIGINT/SIGTERM to
-them and reports each one's exit.
+Under SLURM (`lrtrack.slurm`) the worker is named after the job and array task, and
+only rank 0 of a task claims runs.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-import signal
 import socket
-import subprocess
-import sys
 import threading
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable
 
 from lrtrack import sweep as sweeps_lib
+from lrtrack.agent import signals
+from lrtrack.agent.settings import AgentSettings
 from lrtrack.errors import LrtrackError, StoreError, UserError
 from lrtrack.faults import fault_point
 from lrtrack.reporting import Reporter
@@ -71,85 +61,6 @@ IDENTICAL_FAILURES = 3
 RELEASE_SECONDS = 10.0
 #: Tries of one epoch's store write (backoff 0.5, 1, 2 s between them) before the run is given up.
 EPOCH_WRITE_TRIES = 4
-
-
-class Terminated(KeyboardInterrupt):
-    """SIGTERM or SIGUSR1, raised in the main thread so a run stops cleanly (exit code 128 + signal)."""
-
-    def __init__(self, signum: int = signal.SIGTERM) -> None:
-        super().__init__()
-        self.exit_code = 128 + int(signum)
-
-
-#: Signals that let a training run finish its current epoch before it stops.
-EPOCH_END_SIGNALS = (signal.SIGTERM, signal.SIGUSR1)
-#: Stop signals received by this process since `raise_on_stop_signals`.
-_stop_signals: list[int] = []
-#: Nesting depth of `signals_deferred`: while above 0 a stop signal is only remembered.
-_deferred = 0
-#: Set while a run trains: an EPOCH_END_SIGNALS signal then waits for the epoch hook.
-_training = threading.Event()
-#: Stop exceptions already raised: a second signal must not break the requeue in progress.
-_raised: list[int] = []
-
-
-def _stop_exception(signum: int) -> KeyboardInterrupt:
-    return KeyboardInterrupt() if signum == signal.SIGINT else Terminated(signum)
-
-
-def raise_on_stop_signals() -> None:
-    """Turn SIGTERM into `Terminated` and SIGINT into KeyboardInterrupt, and remember them.
-
-    The exception raised by a signal handler is lost when it lands inside a
-    finalizer (``__del__``, a weakref callback): Python prints it and goes on.
-    `check_stop` raises it again at the agent's next safe point (after each
-    epoch, before each claim), so a stop request is never lost.
-    """
-
-    def handler(signum, frame):
-        _stop_signals.append(signum)
-        if _deferred or _raised or (signum in EPOCH_END_SIGNALS and _training.is_set()):
-            return  # recording an attempt, already stopping, or the epoch hook stops the run after this epoch
-        _raised.append(signum)
-        raise _stop_exception(signum)
-
-    for signum in (signal.SIGINT, *EPOCH_END_SIGNALS):
-        signal.signal(signum, handler)
-
-
-def check_stop() -> None:
-    """Raise the stop exception of a signal already received (see `raise_on_stop_signals`)."""
-    if _stop_signals:
-        _raised.append(_stop_signals[-1])
-        raise _stop_exception(_stop_signals[-1])
-
-
-@contextlib.contextmanager
-def signals_deferred(raise_after: bool = True):
-    """A section no stop signal may split (recording an attempt in the store and W&B):
-    a signal received inside it is raised when it ends (``raise_after``), or only
-    remembered (an agent already stopping)."""
-    global _deferred
-    _deferred += 1
-    try:
-        yield
-    finally:
-        _deferred -= 1
-    if raise_after and not _deferred:
-        check_stop()
-
-
-@dataclass
-class AgentSettings:
-    """How an agent behaves. Defaults suit runs of seconds to hours."""
-
-    count: int | None = None  #: stop after this many runs
-    heartbeat_seconds: float = 15.0  #: how often a running attempt heartbeats
-    grace_seconds: float = 120.0  #: an attempt silent this long is requeued
-    poll_seconds: float = 2.0  #: idle wait while other agents' runs are in flight
-    offline: bool = False  #: force offline W&B runs
-    verbose: bool = False  #: show W&B's own console output
-    worker: str = field(default_factory=lambda: default_worker_name())
 
 
 @dataclass
@@ -215,6 +126,7 @@ class Agent:
         self.sweep = store.get_sweep(sweep_id)
         self.spec = sweeps_lib.spec_of(self.sweep)  # validated once, not per run
         self.settings = settings or AgentSettings()
+        self.worker = default_worker_name()  #: how the store names this agent's attempts
         self.report = Reporter.wrap(report)  # every line the agent prints goes through it
         self.pack = pack
         self.next_config = sweeps_lib.propose(self.sweep.wandb_config)
@@ -230,7 +142,7 @@ class Agent:
         from lrtrack.slurm import claiming_rank
 
         if rank := claiming_rank():
-            self.report(f"[{self.settings.worker}] {rank}: only rank 0 of a task claims runs")
+            self.report(f"[{self.worker}] {rank}: only rank 0 of a task claims runs")
             return AgentOutcome("rank", 0)
         if self.sweep.backend == "wandb":
             return self._run_wandb()
@@ -244,7 +156,7 @@ class Agent:
     def _loop(self) -> AgentOutcome:
         done, waiting = 0, False
         while self.settings.count is None or done < self.settings.count:
-            check_stop()
+            signals.check_stop()
             limit = self.pack if self.settings.count is None else min(self.pack, self.settings.count - done)
             claims, reason = self._claim(limit)
             if not claims:
@@ -259,7 +171,7 @@ class Agent:
             for group in self._groups(claims):
                 self._train_group(group)
             done += len(claims)
-        check_stop()  # a stop signal held to the end of the last run still ends the agent with its code
+        signals.check_stop()  # a stop signal held to the end of the last run still ends the agent with its code
         return AgentOutcome("count", done, self.sweep.id)
 
     def _groups(self, claims: list[Member]) -> list[list[Member]]:
@@ -288,7 +200,7 @@ class Agent:
         while len(claims) < limit:
             token = new_id()
             self._claiming.append(token)
-            claim = self.store.claim_run(self.sweep.id, self.settings.worker, self.next_config,
+            claim = self.store.claim_run(self.sweep.id, self.worker, self.next_config,
                                          grace_seconds=self.settings.grace_seconds, wandb_run_id=token)
             fault_point("claim")
             if claim.run is not None:
@@ -340,25 +252,23 @@ class Agent:
                 member.heartbeat = stack.enter_context(
                     Heartbeat(self.store, member.attempt.id, self.settings.heartbeat_seconds))
             hooks = [self._epoch_hook(member) for member in members]
-            _training.set()
-            try:
-                if len(members) == 1:
-                    train_run(members[0].config, members[0].logger, on_epoch=hooks[0])
-                else:
-                    from lrtrack.pack import run_packed
+            with signals.training():
+                try:
+                    if len(members) == 1:
+                        train_run(members[0].config, members[0].logger, on_epoch=hooks[0])
+                    else:
+                        from lrtrack.pack import run_packed
 
-                    run_packed([m.config for m in members], [m.logger for m in members], hooks)
-            except (KeyboardInterrupt, StoreError):
-                raise  # `run` releases what is still open
-            except Exception as exc:  # the model, the data, the device, lrtrack's own checks
-                if _stop_signals:
-                    # Stopped on purpose, but the signal also reached W&B's service process (SLURM
-                    # signals every process of a job), so logging failed: `run` requeues it all the same.
-                    raise _stop_exception(_stop_signals[-1]) from None
-                self._failed(members, exc)
-                return
-            finally:
-                _training.clear()
+                        run_packed([m.config for m in members], [m.logger for m in members], hooks)
+                except (KeyboardInterrupt, StoreError):
+                    raise  # `run` releases what is still open
+                except Exception as exc:  # the model, the data, the device, lrtrack's own checks
+                    if (signum := signals.received()) is not None:
+                        # Stopped on purpose, but the signal also reached W&B's service process (SLURM
+                        # signals every process of a job), so logging failed: `run` requeues it all the same.
+                        raise signals.stop_exception(signum) from None
+                    self._failed(members, exc)
+                    return
         self._failures = (None, 0)
 
     def _failed(self, members: list[Member], exc: Exception) -> None:
@@ -386,8 +296,8 @@ class Agent:
         0 only for a run that completed); no signal can land between the two."""
         if member.attempt.id not in self._open:
             return
-        stopping = bool(_stop_signals)
-        with signals_deferred(raise_after=False):
+        stopping = signals.received() is not None
+        with signals.signals_deferred(raise_after=False):
             fault_point("store-finish")
             final, run_state = self.store.finish_attempt(member.attempt.id, state, summary,
                                                          history=member.unstored or None)
@@ -402,7 +312,7 @@ class Agent:
         self.report.run_ended(_run_name(member.run, member.attempt), final + error + requeue, metric, value,
                               getattr(member.logger, "folder", None))
         if not stopping:
-            check_stop()  # a signal that arrived while recording: stop now, the attempt is safe
+            signals.check_stop()  # a signal that arrived while recording: stop now, the attempt is safe
 
     def _release(self, exc: BaseException) -> None:
         """The agent is stopping: record every attempt it still holds, once.
@@ -417,7 +327,7 @@ class Agent:
         interrupted = isinstance(exc, KeyboardInterrupt)
         state = "interrupted" if interrupted else "failed"
         summary = {"state": state} if interrupted else {"state": state, "error": describe_error(exc)}
-        with signals_deferred(raise_after=False):
+        with signals.signals_deferred(raise_after=False):
             self.store.retry_seconds = min(self.store.retry_seconds, RELEASE_SECONDS)
             try:
                 for token in list(self._claiming):
@@ -441,7 +351,7 @@ class Agent:
             self._store_epoch(member, metrics)
             self.report.epoch(_run_name(member.run, member.attempt), metrics, member.config.epochs)
             fault_point("epoch")
-            check_stop()
+            signals.check_stop()
             if member.heartbeat is not None and (reason := member.heartbeat.stop_reason):
                 self.report(f"run {member.run.number}: stopping after epoch {metrics['epoch']} ({reason})")
                 return reason
@@ -565,76 +475,3 @@ def default_worker_name() -> str:
     return ":".join(parts)
 
 
-# ---------------------------------------------------------------- several workers
-
-
-def parse_gpus(value: str) -> list[str]:
-    """``0,1,3`` -> ["0", "1", "3"]; ``all`` -> every visible CUDA device."""
-    if value == "all":
-        import torch
-
-        count = torch.cuda.device_count()
-        if count == 0:
-            raise UserError("--gpus all: no CUDA device is visible on this machine")
-        return [str(i) for i in range(count)]
-    gpus = [part.strip() for part in value.split(",") if part.strip()]
-    if not gpus or not all(part.isdigit() for part in gpus):
-        raise UserError(f"--gpus: expected a list like 0,1,2 or 'all', not {value!r}")
-    return gpus
-
-
-@dataclass
-class Worker:
-    name: str
-    env: dict[str, str]
-
-
-def workers_for(gpus: list[str] | None, per_gpu: int, cpu_workers: int) -> list[Worker]:
-    """One worker per GPU slot (``per_gpu`` each) with CUDA_VISIBLE_DEVICES, else N CPU workers
-    splitting the cores between them (OMP_NUM_THREADS, unless already set)."""
-    if gpus:
-        return [Worker(f"gpu{gpu}.{k}", {"CUDA_VISIBLE_DEVICES": gpu}) for gpu in gpus for k in range(per_gpu)]
-    # CPU workers share the cores instead of each starting one thread per core (oversubscription).
-    threads = {} if "OMP_NUM_THREADS" in os.environ else {"OMP_NUM_THREADS": str(max(1, (os.cpu_count() or 1) // cpu_workers))}
-    return [Worker(f"cpu{k}", dict(threads)) for k in range(cpu_workers)]
-
-
-def supervise(sweep_id: str, workers: list[Worker], agent_args: list[str], store_url: str,
-              report: Callable[[str], None]) -> int:
-    """Run one ``lrtrack agent`` process per worker; forward signals; report each exit.
-
-    The store URL travels in ``LRTRACK_STORE`` (never on a command line, where
-    ``ps`` would show a password). Returns 0 when every worker exited 0, else
-    128 + the signal after a forwarded one, else the first non-zero code.
-    """
-    procs: list[tuple[Worker, subprocess.Popen]] = []
-    received: list[int] = []
-
-    def forward(signum, frame):
-        received.append(signum)
-        for _, proc in procs:
-            if proc.poll() is None:
-                proc.send_signal(signum)
-
-    previous = {sig: signal.signal(sig, forward) for sig in (signal.SIGINT, *EPOCH_END_SIGNALS)}
-    try:
-        for worker in workers:
-            env = {**os.environ, **worker.env, "LRTRACK_STORE": store_url, "LRTRACK_WORKER": worker.name}
-            cmd = [sys.executable, "-m", "lrtrack", "agent", sweep_id, *agent_args]
-            procs.append((worker, subprocess.Popen(cmd, env=env)))
-        codes = []
-        for worker, proc in procs:
-            while True:
-                try:
-                    code = proc.wait()
-                    break
-                except KeyboardInterrupt:  # pragma: no cover - the handler above forwards instead
-                    continue
-            codes.append(code)
-            report(f"worker {worker.name} (pid {proc.pid}) exited with code {code}")
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-    if received:
-        return 128 + int(received[-1])
-    return next((code for code in codes if code != 0), 0)
