@@ -137,24 +137,34 @@ def test_fast_exit_waits_for_a_non_daemon_thread(tmp_path):
     assert target.read_text() == "written"  # os._exit would have killed the thread before it wrote
 
 
-def _train_command():
+def _command(*path: str):
     import typer.main
 
     from lrtrack.cli import _register, app
 
     _register()
-    group = typer.main.get_command(app)
-    return group.commands["train"]
+    command = typer.main.get_command(app)
+    for name in path:
+        command = command.commands[name]
+    return command
 
 
-def test_every_train_config_field_is_a_flag_with_its_description_and_default():
-    from lrtrack.config import TrainConfig, format_value
+@pytest.mark.parametrize("model, command", [("lrtrack.config:TrainConfig", ("train",)),
+                                            ("lrtrack.config:TrainConfig", ("lr-find",)),
+                                            ("lrtrack.agent.settings:AgentSettings", ("agent",)),
+                                            ("lrtrack.agent.settings:AgentSettings", ("sweep", "run"))])
+def test_every_settings_field_is_a_flag_with_its_description_and_default(model, command):
+    import importlib
 
-    options = {opt: param for param in _train_command().params for opt in param.opts}
-    for name, field in TrainConfig.model_fields.items():
+    from lrtrack.config import format_value
+
+    module, name = model.split(":")
+    settings = getattr(importlib.import_module(module), name)
+    options = {opt: param for param in _command(*command).params for opt in param.opts}
+    for name, field in settings.model_fields.items():
         flag = "--" + name.replace("_", "-")
-        assert flag in options, f"TrainConfig.{name} has no flag {flag}"
-        assert field.description, f"TrainConfig.{name} has no description (the flag's help)"
+        assert flag in options, f"{settings.__name__}.{name} has no flag {flag} in lrtrack {' '.join(command)}"
+        assert field.description, f"{settings.__name__}.{name} has no description (the flag's help)"
         assert options[flag].help == field.description
         assert options[flag].default is None  # unset flags leave --config values alone
         if field.default is not None:
