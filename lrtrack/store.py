@@ -1,7 +1,7 @@
 """The sweep store: sweeps, their runs, attempts and per-epoch history in a real database.
 
-Shaped like optuna's storages. `Store` is the interface: small documented methods,
-with the helpers every backend shares written once in it. `SqlStore` implements
+Shaped like optuna's storages. `Store` is the interface: small documented methods
+and nothing else (no backend detail leaves this module). `SqlStore` implements
 it with SQLAlchemy for embedded SQLite (the default, ``.lrtrack/store.db``) and
 PostgreSQL (many machines sharing one store). `open_store(url)` picks and opens one;
 ``open_store(url, create=False)``, for commands that act on an existing sweep,
@@ -34,6 +34,12 @@ run) with ``FOR UPDATE SKIP LOCKED`` on PostgreSQL and never read the sweep's
 other runs, so a claim costs the same at the first point and the last, and
 concurrent claimers do not queue on one lock (on SQLite, ``BEGIN IMMEDIATE``
 still serialises them). Random and bayes sweeps ask the engine at every claim.
+
+The sweep's scheduling rules that must be atomic with a claim live inside that
+transaction, in `SqlStore.claim_run` and not in `lrtrack.sweep`: requeueing stale
+attempts, the ``run_cap``, and marking the sweep ``finished`` when the engine has
+nothing left and no run is in flight. What to propose next is the engine's
+(`lrtrack.sweep.propose`), called from inside the transaction.
 
 Every time (heartbeats, staleness) comes from the database's clock, never from
 the agents' clocks, which may disagree across machines.
@@ -444,9 +450,10 @@ class SqlStore(Store):
             raise StoreError(f"store {self.url}: {_driver_message(exc)}") from exc
 
     def _do(self, operation: Callable[[Connection], Any]) -> Any:
-        """Run ``operation`` in a transaction, retrying with backoff while the connection is lost.
+        """Run ``operation`` in a transaction, retrying with backoff while the error is transient
+        (`_is_transient`) and ``retry_seconds`` are not used up.
 
-        A lost connection rolls the transaction back, so running it again is safe.
+        A lost connection or a busy database rolls the transaction back, so running it again is safe.
         """
         deadline = time.monotonic() + self.retry_seconds
         delay = 0.25
@@ -455,7 +462,7 @@ class SqlStore(Store):
                 with self._transaction() as conn:
                     return operation(conn)
             except StoreError as exc:
-                if not _is_disconnect(exc.__cause__) or time.monotonic() + delay > deadline:
+                if not _is_transient(exc.__cause__) or time.monotonic() + delay > deadline:
                     raise
                 time.sleep(delay)
                 delay = min(delay * 2, 2.0)
@@ -1020,8 +1027,11 @@ def _driver_message(exc: BaseException | None) -> str:
     return text[0] if text else type(orig).__name__
 
 
-def _is_disconnect(exc: BaseException | None) -> bool:
-    """True for a lost or refused connection (worth retrying), False for everything else."""
+def _is_transient(exc: BaseException | None) -> bool:
+    """True for a driver error that a retry can cure: a lost or refused connection (a database
+    restarting), or SQLite's "database is locked" (another agent held the write lock longer than
+    the deliberately short busy timeout, `SQLITE_BUSY_SECONDS`, so that a signal can land between
+    tries). False for everything else."""
     from sqlalchemy.exc import DBAPIError, OperationalError
 
     if isinstance(exc, DBAPIError) and exc.connection_invalidated:

@@ -37,12 +37,19 @@ def resolve_wandb_mode(offline: bool = False) -> str:
 
 
 def wandb_logged_in() -> bool:
-    """True when an API key is configured (``WANDB_API_KEY`` or a netrc entry for the W&B host)."""
+    """True when an API key is configured (``WANDB_API_KEY`` or a netrc entry for the W&B host).
+
+    W&B's public check, ``wandb.login(prompt=False, verify=False)``, imports wandb (seconds),
+    prints to the terminal and installs the key in this process's session; choosing online or
+    offline before a run must be quick and silent, so this reads the two sources ``wandb.login``
+    reads first, the same way: ``WANDB_API_KEY``, then the netrc file (``$NETRC`` or ``~/.netrc``)
+    entry of the ``WANDB_BASE_URL`` host. A key kept only in a W&B settings file is not seen
+    (such a user gets offline runs, and ``lrtrack sync`` uploads them later)."""
     if os.environ.get("WANDB_API_KEY"):
         return True
     host = urlparse(os.environ.get("WANDB_BASE_URL", DEFAULT_BASE_URL)).hostname
     try:
-        return netrc.netrc().authenticators(host) is not None
+        return netrc.netrc(os.environ.get("NETRC") or None).authenticators(host) is not None
     except (OSError, netrc.NetrcParseError):
         return False
 

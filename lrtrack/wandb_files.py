@@ -1,8 +1,11 @@
 """Read back what a W&B run wrote locally, with W&B's own reader (``wandb leet inspect``).
 
 Offline runs live in ``<WANDB_DIR>/wandb/offline-run-<time>-<id>/run-<id>.wandb``.
-Reports of local sweeps and the tests read history, summary and artifacts from
-there instead of trusting lrtrack's own bookkeeping.
+`lrtrack sync` uses `find_run_dir`, `read_summary` and `wandb_exe` (is a run's W&B
+file complete before it is synced?), agents use `wandb_root`. `read_records`,
+`history_rows` and `artifacts` serve the tests, which check what a run logged with
+W&B's reader rather than lrtrack's bookkeeping. Reports never read these files:
+they read the store.
 """
 
 from __future__ import annotations

@@ -203,3 +203,23 @@ def test_a_new_model_field_becomes_a_flag_without_a_second_declaration():
     result = CliRunner().invoke(app, ["--width", "5", "--extra", "{depth: 2}", "--verbose"])
     assert result.exit_code == 0, result.output
     assert seen == {"width": 5, "extra": {"depth": 2}, "verbose": True}  # --kind not given: absent
+
+
+def test_a_key_is_seen_where_wandb_login_reads_it_first_env_then_the_netrc_entry_of_the_host(tmp_path, monkeypatch):
+    from lrtrack.tracking import wandb_logged_in
+
+    monkeypatch.setenv("HOME", str(tmp_path))  # no ~/.netrc
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    monkeypatch.delenv("NETRC", raising=False)
+    monkeypatch.setenv("WANDB_BASE_URL", "https://wandb.example.org")
+    assert not wandb_logged_in()
+    netrc_file = tmp_path / "netrc"
+    netrc_file.write_text("machine api.wandb.ai login user password " + "a" * 40 + "\n")
+    netrc_file.chmod(0o600)
+    monkeypatch.setenv("NETRC", str(netrc_file))
+    assert not wandb_logged_in()  # a key for another host
+    monkeypatch.setenv("WANDB_BASE_URL", "https://api.wandb.ai")
+    assert wandb_logged_in()
+    monkeypatch.delenv("NETRC")
+    monkeypatch.setenv("WANDB_API_KEY", "b" * 40)
+    assert wandb_logged_in()

@@ -1,4 +1,4 @@
-"""Tables for the terminal (the CLI's output helpers).
+"""Tables for the terminal: every table and summary line the CLI prints is built here.
 
 Default tables fit an 80-column terminal: the essential columns, short labels, ids in
 full, long names folded rather than cut. ``--wide`` adds every other column.
@@ -15,6 +15,7 @@ from rich.table import Table
 from lrtrack.reporting import SHORT_LABELS, format_metric
 
 if TYPE_CHECKING:
+    from lrtrack.studies import Row, Study
     from lrtrack.train import RunResult
 
 console = Console(highlight=False)
@@ -123,3 +124,40 @@ def print_sweep(description: dict[str, Any], wide: bool = False) -> None:
             cells.append(entry.get("error") or "")
         table.add_row(*cells)
     print_table(table, wide)
+
+
+def print_reproduction(name: str, sweep_id: str, study: Study, rows: list[Row]) -> None:
+    """One table row per configuration: verdicts, measured vs published, checks, PASS/FAIL."""
+    table = Table("config", "verdict (ours / published)", "measured vs published", "checks", "result",
+                  title=f"{name} ({sweep_id}): measured vs published", caption=study.compared, show_lines=True)
+    for row in rows:
+        published = row.expected.verdict if row.expected and row.expected.verdict else "—"
+        checks = "\n".join(f"{'✓' if ok else '✗'} {text}" for text, ok in row.checks) or "—"
+        result = {True: "[green]PASS[/]", False: "[red]FAIL[/]", None: "shown"}[row.passed]
+        table.add_row(row.label, f"{row.verdict} / {published}", _numbers(row), checks, result)
+    console.print(table)
+    failed = sum(row.passed is False for row in rows)
+    checked = sum(row.passed is not None for row in rows)
+    console.print(f"{checked - failed} of {checked} checked rows pass" + (f"; {failed} FAIL" if failed else ""))
+
+
+def _numbers(row: Row) -> str:
+    """``val/acc 86.97% vs 87.00% (-0.03 pts)``, one line per metric; per-epoch lists as arrows."""
+    if not row.lines:
+        if row.result is None:
+            return "—"
+        value = row.result.final("val/acc")
+        return f"val/acc {value:.2%}" if value is not None else "—"
+    grouped: dict[str, list] = {}
+    for line in row.lines:
+        grouped.setdefault(line.metric.split(" ")[0], []).append(line)
+    texts = []
+    for metric, lines in grouped.items():
+        if len(lines) == 1 and " " not in lines[0].metric:
+            line = lines[0]
+            texts.append(f"{metric} {line.text('measured')} vs {line.text('published')} ({line.text('difference')})")
+        else:
+            measured = " → ".join(line.text("measured") for line in lines)
+            published = " → ".join(line.text("published") for line in lines)
+            texts.append(f"{metric} per epoch: {measured}\n  published: {published}")
+    return "\n".join(texts)

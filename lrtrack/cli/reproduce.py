@@ -4,15 +4,12 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Optional
+from typing import Annotated, Optional
 
 import typer
 
 from lrtrack.cli import app
 from lrtrack.cli.options import StoreOpt
-
-if TYPE_CHECKING:
-    from lrtrack.studies import Row, Study
 
 
 @app.command()
@@ -29,6 +26,7 @@ def reproduce(
     """
     from lrtrack.agent.settings import AgentSettings
     from lrtrack.cli.agent import run_agents
+    from lrtrack.cli.display import print_reproduction
     from lrtrack.config import load_spec
     from lrtrack.errors import UserError
     from lrtrack.store import open_store
@@ -54,44 +52,3 @@ def reproduce(
     typer.echo(sweep_id)
     if any(row.passed is False for row in rows):
         raise typer.Exit(1)
-
-
-def print_reproduction(name: str, sweep_id: str, study: Study, rows: list[Row]) -> None:
-    """One table row per configuration: verdicts, measured vs published, checks, PASS/FAIL."""
-    from rich.table import Table
-
-    from lrtrack.cli.display import console
-
-    table = Table("config", "verdict (ours / published)", "measured vs published", "checks", "result",
-                  title=f"{name} ({sweep_id}): measured vs published", caption=study.compared, show_lines=True)
-    for row in rows:
-        published = row.expected.verdict if row.expected and row.expected.verdict else "—"
-        checks = "\n".join(f"{'✓' if ok else '✗'} {text}" for text, ok in row.checks) or "—"
-        result = {True: "[green]PASS[/]", False: "[red]FAIL[/]", None: "shown"}[row.passed]
-        table.add_row(row.label, f"{row.verdict} / {published}", _numbers(row), checks, result)
-    console.print(table)
-    failed = sum(row.passed is False for row in rows)
-    checked = sum(row.passed is not None for row in rows)
-    console.print(f"{checked - failed} of {checked} checked rows pass" + (f"; {failed} FAIL" if failed else ""))
-
-
-def _numbers(row: Row) -> str:
-    """``val/acc 86.97% vs 87.00% (-0.03 pts)``, one line per metric; per-epoch lists as arrows."""
-    if not row.lines:
-        if row.result is None:
-            return "—"
-        value = row.result.final("val/acc")
-        return f"val/acc {value:.2%}" if value is not None else "—"
-    grouped: dict[str, list] = {}
-    for line in row.lines:
-        grouped.setdefault(line.metric.split(" ")[0], []).append(line)
-    texts = []
-    for metric, lines in grouped.items():
-        if len(lines) == 1 and " " not in lines[0].metric:
-            line = lines[0]
-            texts.append(f"{metric} {line.text('measured')} vs {line.text('published')} ({line.text('difference')})")
-        else:
-            measured = " → ".join(line.text("measured") for line in lines)
-            published = " → ".join(line.text("published") for line in lines)
-            texts.append(f"{metric} per epoch: {measured}\n  published: {published}")
-    return "\n".join(texts)
