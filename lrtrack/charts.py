@@ -1,15 +1,17 @@
-"""The report's figures as inline SVG, drawn with matplotlib (headless: the Agg backend).
+"""Every figure lrtrack draws, with matplotlib (headless: the Agg backend).
 
-Every chart is a string holding one ``<svg>`` element, ready to paste into an
-HTML page without any network asset. Each plotted line carries an id
-(``<chart>-line-<i>``, matplotlib's ``gid``) so a browser test can count the
-lines in the DOM.
+The report's charts (`line_chart`, `heatmap`, `lr_range_chart`) are strings holding one
+``<svg>`` element, ready to paste into an HTML page without any network asset. Each
+plotted line carries an id (``<chart>-line-<i>``, matplotlib's ``gid``) so a browser
+test can count the lines in the DOM. The PNG files logged to W&B are a run's curves
+(`curves_figure`) and the range test's curve (`lr_range_png`).
 """
 
 from __future__ import annotations
 
 import io
 import math
+from pathlib import Path
 from typing import Any, Sequence
 
 from lrtrack.config import format_value
@@ -192,3 +194,30 @@ def lr_range_png(path, lrs: list[float], median: list[float], low: list[float], 
         fig.savefig(path, format="png", dpi=110, bbox_inches="tight")
         plt.close(fig)
     return path
+
+
+def curves_figure(history: list[dict[str, Any]], path: Path, title: str = "") -> Path:
+    """Loss, accuracy and learning rate per epoch, train and validation, saved as PNG."""
+    plt = _pyplot()
+    epochs = [row["epoch"] for row in history]
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
+    for ax, metric in zip(axes[:2], ("loss", "acc")):
+        for split in ("train", "val", "test"):
+            key = f"{split}/{metric}"
+            if key in history[0]:
+                ax.plot(epochs, [row[key] for row in history], marker="o", label=split)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(metric)
+        ax.legend()
+        ax.grid(alpha=0.3)
+    axes[2].plot(epochs, [row["lr"] for row in history], marker="o", color="tab:purple")
+    axes[2].set_xlabel("epoch")
+    axes[2].set_ylabel("learning rate")
+    axes[2].set_yscale("log")
+    axes[2].grid(alpha=0.3)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return Path(path)

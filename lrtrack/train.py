@@ -362,7 +362,7 @@ def _log_files(logger: RunLogger, config: TrainConfig, weights: dict, best: dict
     """Final and best checkpoints as one ``model`` artifact, and the curves figure."""
     import torch
 
-    from lrtrack.plots import curves_figure
+    from lrtrack.charts import curves_figure
 
     folder = logger.files_dir
     final_path, best_path = folder / "final.pt", folder / "best.pt"
