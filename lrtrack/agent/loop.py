@@ -101,7 +101,7 @@ class Heartbeat:
 
 
 @dataclass
-class Member:
+class ClaimedAttempt:
     """One claimed attempt, ready to train: its run, config, W&B logger and heartbeat."""
 
     run: RunRecord
@@ -130,7 +130,7 @@ class Agent:
         self.report = Reporter.wrap(report)  # every line the agent prints goes through it
         self.pack = pack
         self.next_config = sweeps_lib.propose(self.sweep.wandb_config)
-        self._open: dict[int, Member] = {}  #: claimed attempts not recorded yet, by attempt id
+        self._open: dict[int, ClaimedAttempt] = {}  #: claimed attempts not recorded yet, by attempt id
         self._claiming: list[str] = []  #: claim tokens of a claim that may have committed unseen
         self._failures: tuple[str | None, int] = (None, 0)  #: the last error and how many runs in a row had it
 
@@ -174,7 +174,7 @@ class Agent:
         signals.check_stop()  # a stop signal held to the end of the last run still ends the agent with its code
         return AgentOutcome("count", done, self.sweep.id)
 
-    def _groups(self, claims: list[Member]) -> list[list[Member]]:
+    def _groups(self, claims: list[ClaimedAttempt]) -> list[list[ClaimedAttempt]]:
         """Claims split into groups that can train together (same model, data, batch size...)."""
         if len(claims) == 1:
             return [claims]
@@ -189,14 +189,14 @@ class Agent:
             groups.setdefault(key, []).append(member)
         return list(groups.values())
 
-    def _claim(self, limit: int) -> tuple[list[Member], str | None]:
+    def _claim(self, limit: int) -> tuple[list[ClaimedAttempt], str | None]:
         """Up to ``limit`` claimed attempts, and the reason claiming stopped.
 
         Each claim carries a fresh W&B run id as its token (`Store.claim_run`): stored in
         the claim's own transaction, and the key `_release` finds a claim by when a
         signal lands before the agent took note of it.
         """
-        claims: list[Member] = []
+        claims: list[ClaimedAttempt] = []
         while len(claims) < limit:
             token = new_id()
             self._claiming.append(token)
@@ -204,7 +204,7 @@ class Agent:
                                          grace_seconds=self.settings.grace_seconds, wandb_run_id=token)
             fault_point("claim")
             if claim.run is not None:
-                member = Member(claim.run, claim.attempt)
+                member = ClaimedAttempt(claim.run, claim.attempt)
                 self._open[claim.attempt.id] = member
                 claims.append(member)
             self._claiming.remove(token)
@@ -212,7 +212,7 @@ class Agent:
                 return claims, claim.reason
         return claims, None
 
-    def _prepare(self, member: Member) -> bool:
+    def _prepare(self, member: ClaimedAttempt) -> bool:
         """Config and W&B logger of a claimed attempt; False (attempt failed) if the config is invalid."""
         from lrtrack.tracking import WandbLogger
 
@@ -240,7 +240,7 @@ class Agent:
         self.report.run_started(_run_name(run, attempt), member.label, member.config.epochs, member.logger.describe())
         return True
 
-    def _train_group(self, claims: list[Member]) -> None:
+    def _train_group(self, claims: list[ClaimedAttempt]) -> None:
         """Train claimed attempts (alone, or packed together); each is recorded as it ends."""
         from lrtrack.train import run as train_run
 
@@ -271,7 +271,7 @@ class Agent:
                     return
         self._failures = (None, 0)
 
-    def _failed(self, members: list[Member], exc: Exception) -> None:
+    def _failed(self, members: list[ClaimedAttempt], exc: Exception) -> None:
         """An exception ended training: members not recorded yet fail with its one-line error
         (traceback saved with the run); the same error `IDENTICAL_FAILURES` times in a row stops the agent."""
         from lrtrack.train import describe_error, save_traceback
@@ -291,7 +291,7 @@ class Agent:
         if count >= IDENTICAL_FAILURES:
             raise LrtrackError(f"{count} runs in a row failed with the same error, stopping: {error}")
 
-    def _record(self, member: Member, state: str, summary: dict[str, Any]) -> None:
+    def _record(self, member: ClaimedAttempt, state: str, summary: dict[str, Any]) -> None:
         """Record how the attempt ended, once: the store first, then W&B's finish (exit code
         0 only for a run that completed); no signal can land between the two."""
         if member.attempt.id not in self._open:
@@ -343,7 +343,7 @@ class Agent:
                     if member.logger is not None:
                         member.logger.close({**summary, "state": state})
 
-    def _epoch_hook(self, member: Member):
+    def _epoch_hook(self, member: ClaimedAttempt):
         """After each epoch: store the row, then stop if asked to or if hyperband says so."""
         early_terminate = bool(self.sweep.wandb_config.get("early_terminate"))
 
@@ -364,7 +364,7 @@ class Agent:
 
         return hook
 
-    def _store_epoch(self, member: Member, metrics: dict[str, Any]) -> None:
+    def _store_epoch(self, member: ClaimedAttempt, metrics: dict[str, Any]) -> None:
         """Store one epoch's row, retrying with backoff; rows that could not be written are
         kept and written with the attempt's finish. A store that is gone stops at once."""
         from lrtrack.errors import StoreGoneError
