@@ -70,7 +70,7 @@ def dataloader_epoch(config: TrainConfig) -> float:
         test_set = Subset(test_set, range(config.test_size))
     train_loader = DataLoader(train_set, batch_size=config.batch_size, shuffle=True)
     test_loader = DataLoader(test_set, batch_size=config.eval_batch_size)
-    model = build_model(config, (1, 28, 28)).to(device)
+    model = build_model(config, (1, 28, 28), 10).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
 
     tick = time.perf_counter()

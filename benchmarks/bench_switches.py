@@ -34,7 +34,7 @@ def epoch_runner(config: TrainConfig, optimizer_options: dict | None = None, cha
     device = resolve_device(config.device)
     data = load_data(config, device)
     torch.manual_seed(config.seed)
-    model = build_model(config, data.input_shape).to(device)
+    model = build_model(config, data.input_shape, data.num_classes).to(device)
     if channels_last is None:
         channels_last = config.model.startswith("cnn")
     if channels_last:

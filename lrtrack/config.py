@@ -16,11 +16,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationIn
 
 from lrtrack.errors import UserError
 
-Dataset = Literal["mnist", "fashion-mnist", "digits"]
 OptimizerName = Literal["sgd", "adam", "adamw", "rmsprop"]
 SchedulerName = Literal["none", "step", "cosine", "exponential", "onecycle", "plateau"]
 
-#: Input side length of each dataset's images (all are square, one channel).
+#: Input side length of each built-in dataset's images (all are square, one channel).
 IMAGE_SIZE = {"mnist": 28, "fashion-mnist": 28, "digits": 8}
 #: Smallest input side each model accepts (two 3x3 convs without padding need 14).
 MIN_IMAGE_SIZE = {"fcn": 1, "mlp2": 1, "cnn": 4, "cnn-small": 14}
@@ -49,8 +48,21 @@ class TrainConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
     # data
-    dataset: Dataset = Field("fashion-mnist", description="Dataset to train on.")
+    dataset: str = Field("fashion-mnist", description="Dataset: a built-in (mnist, fashion-mnist, digits), a dataset "
+                                                     "class or callable by import reference (torchvision.datasets:KMNIST, "
+                                                     "package.module:callable), or a name registered under the entry-point "
+                                                     "group lrtrack.datasets.")
+    dataset_args: dict[str, Any] = Field({}, description="Keyword arguments of a referenced dataset: "
+                                         "callable(root=DATA_DIR, train=True|False, **dataset_args).")
     data_dir: str | None = Field(None, description="Dataset directory (default: $LRTRACK_DATA_DIR or a per-user cache).")
+    data_path: Literal["auto", "resident", "streaming"] = Field(
+        "auto", description="resident: splits decoded once into tensors on the device; streaming: a DataLoader; "
+                            "auto: resident when they fit in --resident-budget-mb (the W&B config logs the path taken).")
+    resident_budget_mb: float = Field(2048, gt=0, description="Largest decoded size (float32, all splits) kept resident "
+                                                              "on the device by data_path auto.")
+    loader_workers: int | None = Field(None, ge=0, description="Streaming: DataLoader worker processes "
+                                                               "(default: the spare CPU cores, at most 4).")
+    augment: bool = Field(False, description="Augment training images: random crop with padding and horizontal flip.")
     train_size: int | None = Field(None, gt=0, description="Use a seeded subset of this many training images.")
     test_size: int | None = Field(None, gt=0, description="Use a seeded subset of this many test images.")
     val_split: float = Field(0.0, ge=0.0, lt=1.0, description="Fraction of the training split held out for validation.")
@@ -89,14 +101,15 @@ class TrainConfig(BaseModel):
             raise ValueError("must be auto, cpu, cuda, cuda:N or mps")
         return value
 
-    @field_validator("model")
+    @field_validator("model", "dataset")
     @classmethod
-    def _model(cls, value: str) -> str:
+    def _reference(cls, value: str, info: ValidationInfo) -> str:
         """A built-in, or a reference that resolves here (imports; nothing is called)."""
-        from lrtrack.references import MODELS, is_builtin, resolve
+        from lrtrack.references import DATASETS, MODELS, is_builtin, resolve
 
-        if not is_builtin(MODELS, value):
-            resolve(MODELS, value)  # ValueError saying why not
+        kind = MODELS if info.field_name == "model" else DATASETS
+        if not is_builtin(kind, value):
+            resolve(kind, value)  # ValueError saying why not
         return value
 
     @model_validator(mode="after")
@@ -109,8 +122,10 @@ class TrainConfig(BaseModel):
             raise ValueError("warmup_epochs must be smaller than epochs")
         if self.model_args and self.model in MIN_IMAGE_SIZE:
             raise ValueError(f"model_args: built-in model {self.model} takes none (it is sized by hidden)")
-        side = IMAGE_SIZE[self.dataset]
-        if self.model in MIN_IMAGE_SIZE and side < MIN_IMAGE_SIZE[self.model]:
+        if self.dataset_args and self.dataset in IMAGE_SIZE:
+            raise ValueError(f"dataset_args: built-in dataset {self.dataset} takes none")
+        side = IMAGE_SIZE.get(self.dataset)  # a referenced dataset's shape is checked on a real batch
+        if side is not None and self.model in MIN_IMAGE_SIZE and side < MIN_IMAGE_SIZE[self.model]:
             raise ValueError(
                 f"model {self.model} needs images of at least {MIN_IMAGE_SIZE[self.model]}x"
                 f"{MIN_IMAGE_SIZE[self.model]}; dataset {self.dataset} has {side}x{side}"

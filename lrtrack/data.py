@@ -1,11 +1,45 @@
-"""Datasets as whole tensors on the training device.
+"""A run's data: built-in or referenced datasets, held resident on the device or streamed.
 
-A split is loaded once as ``uint8`` images through torchvision's dataset classes
-(or scikit-learn for ``digits``), subset and split with a seeded generator, then
-moved to the device as ``float32`` in [0, 1] -- the same values torchvision's
-``ToTensor`` gives, without a per-sample PIL transform in the training loop.
+Sources
+-------
+``dataset`` is a built-in name (``mnist``, ``fashion-mnist``, ``digits``) or a reference
+(`lrtrack.references.DATASETS`): a torchvision class (``torchvision.datasets:KMNIST``),
+a user callable (``mydata:make``) or an entry-point name (group ``lrtrack.datasets``),
+called like torchvision's classes: ``callable(root=DATA_DIR, train=True|False,
+**dataset_args)``. A callable without a ``train`` parameter (``torchvision.datasets:FakeData``)
+returns one dataset, which is split here: `HELD_OUT_TEST_FRACTION` (20%) of it is the test
+split, chosen by a permutation seeded with `SPLIT_SEED` (0) -- the same for every run, so
+every run of a sweep is tested on the same items. ``digits`` is split the same way.
 
-Where the files come from, in order:
+Items are ``(input, label)``: input a tensor, a PIL image or a NumPy array, converted as
+torchvision's ``ToTensor`` would (8-bit images become ``float32`` in [0, 1], channels
+first), label an int (`as_item`). The number of classes is ``len(dataset.classes)``, else
+the dataset's ``num_classes`` attribute, else one more than the largest label (read from
+``dataset.targets`` when present, else from every item once).
+
+Subsets and splits
+------------------
+``train_size``/``test_size`` take seeded subsets and ``val_split`` holds out part of the
+training subset, all with one generator seeded ``seed`` (`split_indices`): the same items
+whichever path then serves them.
+
+Two paths, chosen per run (``data_path: auto``) and logged as ``data_path`` in the W&B config
+-------------------------------------------------------------------------------------------
+- **resident**: every split decoded once into ``float32`` tensors on the training device
+  (`Split`); an epoch is one gather and slices, no per-sample work. Chosen when the decoded
+  splits fit in ``resident_budget_mb`` (default 2048 MiB).
+- **streaming**: a ``torch.utils.data.DataLoader`` (`Streamer`) over the same items, for
+  datasets that do not fit: ``loader_workers`` worker processes (default: one per spare CPU
+  core, at most 4) converting items and building batches, kept alive across epochs
+  (``persistent_workers``), pinned memory on CUDA; 8-bit inputs travel as ``uint8`` and
+  become ``float32`` on the device. The batch order is drawn in the training process from
+  the same seeded generator as the resident path's, so both paths train on the same
+  batches and give the same numbers on CPU (``tests/test_user_models.py`` checks it).
+
+Both paths give batches of ``(x, y)`` on the device through ``train_batches(order, size,
+end)`` and ``eval_batches(size)``, so `lrtrack.train` is the same loop for both.
+
+Where the built-ins' files come from, in order:
 1. the data directory (``--data-dir``, ``$LRTRACK_DATA_DIR`` or ``~/.cache/lrtrack/datasets``)
    in torchvision's layout (``<dir>/MNIST/raw``, ``<dir>/FashionMNIST/raw``);
 2. for Fashion-MNIST, Debian's ``dataset-fashion-mnist`` package, unpacked into
@@ -13,7 +47,7 @@ Where the files come from, in order:
 3. torchvision's download (fails quickly without internet);
 4. otherwise a `DataUnavailableError` listing the ways to provide the data.
 
-The decoded uint8 tensors are cached in the per-user cache directory
+The built-ins' decoded uint8 tensors are cached in the per-user cache directory
 (``~/.cache/lrtrack/tensors``, or under ``$XDG_CACHE_HOME``), never in the data
 directory (which may be shared or read-only), one file per raw folder, checked
 against the raw files' names, sizes and modification times: a later process loads
@@ -27,15 +61,18 @@ from __future__ import annotations
 import functools
 import gzip
 import hashlib
+import json
+import math
+import numbers
 import os
 import shutil
 import socket
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Iterator
 
-from lrtrack.errors import DataUnavailableError
+from lrtrack.errors import DataUnavailableError, UserError
 
 if TYPE_CHECKING:
     import torch
@@ -44,13 +81,20 @@ if TYPE_CHECKING:
 
 DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
 TORCHVISION_CLASSES = {"mnist": "MNIST", "fashion-mnist": "FashionMNIST"}
-DIGITS_TEST_FRACTION = 0.2
+#: Share of a single dataset (``digits``, or a callable without ``train``) held out as the test split.
+HELD_OUT_TEST_FRACTION = 0.2
+#: Seed of that held-out split's permutation: fixed, so every run tests on the same items.
+SPLIT_SEED = 0
 DOWNLOAD_TIMEOUT_S = 20
+#: The most streaming worker processes the automatic ``loader_workers`` picks.
+MAX_AUTO_WORKERS = 4
+
+Batches = Iterator[tuple["torch.Tensor", "torch.Tensor"]]
 
 
 @dataclass
 class Split:
-    """Images ``x`` (N, 1, H, W) and integer labels ``y`` (N,)."""
+    """A resident split: inputs ``x`` (N, ...) as float32 and integer labels ``y`` (N,), on the device."""
 
     x: torch.Tensor
     y: torch.Tensor
@@ -61,24 +105,74 @@ class Split:
     def to(self, device: torch.device) -> Split:
         return Split(self.x.to(device, non_blocking=True), self.y.to(device, non_blocking=True))
 
+    def train_batches(self, order: torch.Tensor, size: int, end: int) -> Batches:
+        """Batches of ``size`` in ``order`` (a permutation of the split), up to sample ``end``:
+        one gather for the epoch, then slices."""
+        order = order.to(self.x.device)
+        xs, ys = self.x.index_select(0, order), self.y.index_select(0, order)
+        for start in range(0, end, size):
+            yield xs[start : start + size], ys[start : start + size]
+
+    def eval_batches(self, size: int) -> Batches:
+        for start in range(0, len(self), size):
+            yield self.x[start : start + size], self.y[start : start + size]
+
+
+@dataclass
+class StreamSplit:
+    """A streamed split: positions ``index`` in its `Streamer`'s items, served in batches by its DataLoader."""
+
+    streamer: Streamer
+    index: torch.Tensor
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def train_batches(self, order: torch.Tensor, size: int, end: int) -> Batches:
+        return self.streamer.batches(self.index[order[:end]].split(size))
+
+    def eval_batches(self, size: int) -> Batches:
+        return self.streamer.batches(self.index.split(size))
+
 
 @dataclass
 class Data:
     """The splits of one run. ``val`` is None unless ``val_split`` > 0."""
 
-    train: Split
-    val: Split | None
-    test: Split
+    train: Split | StreamSplit
+    val: Split | StreamSplit | None
+    test: Split | StreamSplit
     num_classes: int
+    input_shape: tuple[int, ...]  #: one sample's shape, e.g. (1, 28, 28)
+    path: str = "resident"  #: "resident" or "streaming"
 
     @property
-    def input_shape(self) -> tuple[int, ...]:
-        return tuple(self.train.x.shape[1:])
-
-    @property
-    def eval_split(self) -> Split:
+    def eval_split(self) -> Split | StreamSplit:
         """The split that ``val/*`` metrics are computed on (validation if held out, else test)."""
         return self.val if self.val is not None else self.test
+
+
+@dataclass
+class Source:
+    """The items a run's splits are drawn from: train and test datasets of ``(input, label)``."""
+
+    name: str  #: the ``dataset`` setting, for messages
+    train: Any
+    test: Any
+    num_classes: int
+
+
+class TensorItems:
+    """A built-in split's decoded uint8 images (N, 1, H, W) and labels as ``(image, label)`` items."""
+
+    def __init__(self, x: torch.Tensor, y: torch.Tensor) -> None:
+        self.x, self.y = x, y
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
+        return self.x[i], int(self.y[i])
 
 
 def default_data_dir(explicit: str | os.PathLike | None = None) -> Path:
@@ -96,34 +190,259 @@ def _user_cache() -> Path:
 
 
 def load_data(config: TrainConfig, device: torch.device) -> Data:
-    """Load, subset and split ``config.dataset``; return float tensors on ``device``."""
+    """``config.dataset``'s splits (subsets, validation split) on the path `choose_path` picks."""
     import torch
 
-    x_train, y_train, x_test, y_test = _raw_splits(config.dataset, str(default_data_dir(config.data_dir)))
+    source = open_source(config.dataset, json.dumps(config.dataset_args, sort_keys=True),
+                         str(default_data_dir(config.data_dir)))
+    train, val, test = split_indices(len(source.train), len(source.test), config)
+    first, _ = as_item(source.train[int(train[0]) if len(train) else 0], source.name, 0)
+    input_shape = tuple(first.shape)
+    samples = len(train) + len(test) + (len(val) if val is not None else 0)
+    path = choose_path(config, input_shape, samples)
+    if path == "resident":
+        splits = [_resident(source, source.test if s is test else source.train, s, device) if s is not None else None
+                  for s in (train, val, test)]
+    else:
+        streamer = Streamer([source.train, source.test], source.name, device, loader_workers(config), config.seed)
+        offset = len(source.train)  # test items follow the train items in the streamer
+        splits = [StreamSplit(streamer, s) if s is not None else None for s in (train, val)]
+        splits.append(StreamSplit(streamer, test + offset))
+        streamer.start()
+    return Data(train=splits[0], val=splits[1], test=splits[2], num_classes=source.num_classes,
+                input_shape=input_shape, path=path)
+
+
+def choose_path(config: TrainConfig, input_shape: tuple[int, ...], samples: int) -> str:
+    """``config.data_path`` unless ``auto``; then ``resident`` when ``samples`` float32 inputs of
+    ``input_shape`` fit in ``resident_budget_mb``, else ``streaming``."""
+    if config.data_path != "auto":
+        return config.data_path
+    decoded = samples * math.prod(input_shape) * 4
+    return "resident" if decoded <= config.resident_budget_mb * 2**20 else "streaming"
+
+
+def loader_workers(config: TrainConfig) -> int:
+    """``config.loader_workers``, or one per CPU core this process may use beyond the training
+    one, at most `MAX_AUTO_WORKERS` (0 on a single core: items are then read in the training process)."""
+    if config.loader_workers is not None:
+        return config.loader_workers
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(0, min(MAX_AUTO_WORKERS, cores - 1))
+
+
+def split_indices(n_train: int, n_test: int, config: TrainConfig):
+    """Item indices of the train, validation (None unless ``val_split`` > 0) and test splits:
+    seeded subsets of ``train_size``/``test_size`` items, then ``val_split`` of the training
+    subset held out, all from one generator seeded ``config.seed``."""
+    import torch
+
     generator = torch.Generator().manual_seed(config.seed)
-    train = _subset(Split(x_train, y_train), config.train_size, generator)
-    test = _subset(Split(x_test, y_test), config.test_size, generator)
+    train = _subset(n_train, config.train_size, generator)
+    test = _subset(n_test, config.test_size, generator)
     val = None
     if config.val_split > 0:
         n_val = max(1, int(round(len(train) * config.val_split)))
         order = torch.randperm(len(train), generator=generator)
-        val = Split(train.x[order[:n_val]], train.y[order[:n_val]])
-        train = Split(train.x[order[n_val:]], train.y[order[n_val:]])
-    splits = [_as_float(s).to(device) if s is not None else None for s in (train, val, test)]
-    return Data(train=splits[0], val=splits[1], test=splits[2], num_classes=10)
+        val, train = train[order[:n_val]], train[order[n_val:]]
+    return train, val, test
 
 
-def _subset(split: Split, size: int | None, generator: torch.Generator) -> Split:
+def _subset(n: int, size: int | None, generator: torch.Generator) -> torch.Tensor:
     import torch
 
-    if size is None or size >= len(split):
-        return split
-    index = torch.randperm(len(split), generator=generator)[:size]
-    return Split(split.x[index], split.y[index])
+    if size is None or size >= n:
+        return torch.arange(n)
+    return torch.randperm(n, generator=generator)[:size]
 
 
-def _as_float(split: Split) -> Split:
-    return Split(split.x.float().div_(255.0).unsqueeze(1), split.y.long())
+def _resident(source: Source, dataset: Any, index: torch.Tensor, device: torch.device) -> Split:
+    """The items ``index`` of ``dataset`` decoded into one float32 tensor on ``device``."""
+    import torch
+
+    if isinstance(dataset, TensorItems):
+        x = dataset.x if len(index) == len(dataset) and bool((index == torch.arange(len(dataset))).all()) \
+            else dataset.x[index]
+        return Split(_to_float(x), dataset.y[index].long()).to(device)
+    first, _ = as_item(dataset[int(index[0])], source.name, int(index[0]))
+    x = torch.empty((len(index), *first.shape), dtype=first.dtype)
+    y = torch.empty(len(index), dtype=torch.long)
+    for row, i in enumerate(index.tolist()):
+        item, label = as_item(dataset[i], source.name, i)
+        if item.shape != first.shape:
+            raise UserError(f"dataset: {source.name}: item {i} has shape {tuple(item.shape)}, item "
+                            f"{int(index[0])} {tuple(first.shape)}; items of one dataset must have one shape")
+        x[row], y[row] = item, label
+    return Split(_to_float(x), y).to(device)
+
+
+def _to_float(x: torch.Tensor) -> torch.Tensor:
+    """8-bit inputs scaled to [0, 1] as ``ToTensor`` does; other inputs as float32."""
+    import torch
+
+    return x.float().div_(255.0) if x.dtype == torch.uint8 else x.float()
+
+
+class Streamer:
+    """One ``DataLoader`` over all of a run's items (the train dataset's, then the test
+    dataset's), serving whatever batches of positions the loop asks for next.
+
+    The batches are planned in the training process (`batches`), so the order comes from
+    the run's seeded generator whatever the worker count; worker processes read and convert
+    the items (`collate_items`) and are kept across epochs and splits.
+    """
+
+    def __init__(self, datasets: list[Any], name: str, device: torch.device, workers: int, seed: int) -> None:
+        import torch
+        from torch.utils.data import ConcatDataset, DataLoader
+
+        self.device = device
+        self.plan: list[list[int]] = []
+        self.loader = DataLoader(
+            ConcatDataset(datasets),
+            batch_sampler=_Plan(self),
+            num_workers=workers,
+            collate_fn=functools.partial(collate_items, name=name),
+            pin_memory=device.type == "cuda",
+            persistent_workers=workers > 0,
+            generator=torch.Generator().manual_seed(seed + 3),  # worker seeds, for datasets with random transforms
+        )
+
+    def start(self) -> None:
+        """Start the worker processes now (before W&B starts its threads), not in epoch 1."""
+        self.plan = []
+        for _ in self.loader:
+            pass
+
+    def batches(self, plan: list[torch.Tensor]) -> Batches:
+        self.plan = [batch.tolist() for batch in plan]
+        for x, y in self.loader:
+            yield _to_float(x.to(self.device, non_blocking=True)), y.to(self.device, non_blocking=True)
+
+
+class _Plan:
+    """The DataLoader's batch sampler: the batches its `Streamer` planned last."""
+
+    def __init__(self, streamer: Streamer) -> None:
+        self.streamer = streamer
+
+    def __iter__(self):
+        return iter(self.streamer.plan)
+
+    def __len__(self) -> int:
+        return len(self.streamer.plan)
+
+
+def collate_items(items: list[Any], name: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """A batch from raw items: inputs stacked (uint8 stays uint8 until the device), labels as int64."""
+    import torch
+
+    converted = [as_item(item, name) for item in items]
+    return torch.stack([x for x, _ in converted]), torch.tensor([y for _, y in converted], dtype=torch.long)
+
+
+def as_item(item: Any, name: str, position: int | None = None) -> tuple[torch.Tensor, int]:
+    """One ``(input, label)`` item as (tensor, int), input converted as ``ToTensor`` would but
+    left ``uint8`` when it is an 8-bit image (scaled to [0, 1] on the device, `_to_float`);
+    `UserError` naming ``dataset`` when it is not such a pair."""
+    import torch
+
+    where = f"item {position}" if position is not None else "an item"
+    if not isinstance(item, (tuple, list)) or len(item) != 2:
+        what = f"a {type(item).__name__} of length {len(item)}" if isinstance(item, (tuple, list)) else type(item).__name__
+        raise UserError(f"dataset: {name}: {where} is {what}, not an (input, label) pair")
+    value, label = item
+    if isinstance(label, torch.Tensor) and label.numel() == 1 and not label.is_floating_point():
+        label = label.item()
+    if isinstance(label, bool) or not isinstance(label, numbers.Integral):
+        raise UserError(f"dataset: {name}: {where} has label {label!r} ({type(label).__name__}), not an int class index")
+    return _as_tensor(value, name, where), int(label)
+
+
+#: PIL modes with 8-bit bands: kept as uint8 (``ToTensor`` divides those by 255).
+_PIL_UINT8_MODES = ("L", "P", "RGB", "RGBA", "CMYK", "YCbCr", "LAB", "HSV", "LA")
+
+
+def _as_tensor(value: Any, name: str, where: str) -> torch.Tensor:
+    import numpy as np
+    import torch
+
+    if isinstance(value, torch.Tensor):
+        return value
+    if isinstance(value, np.ndarray):
+        if value.dtype == np.uint8:  # HWC (or HW) 8-bit image, as ToTensor reads it
+            array = value[:, :, None] if value.ndim == 2 else value
+            return torch.from_numpy(np.ascontiguousarray(array)).permute(2, 0, 1).contiguous()
+        from torchvision.transforms.functional import to_tensor
+
+        return to_tensor(value)
+    if type(value).__module__.startswith("PIL."):
+        from torchvision.transforms.functional import pil_to_tensor, to_tensor
+
+        return pil_to_tensor(value) if value.mode in _PIL_UINT8_MODES else to_tensor(value)
+    raise UserError(f"dataset: {name}: {where} has input of type {type(value).__name__}; "
+                    "expected a tensor, a PIL image or a NumPy array")
+
+
+@functools.lru_cache(maxsize=4)
+def open_source(dataset: str, dataset_args: str, data_dir: str) -> Source:
+    """The datasets a run draws from (``dataset_args`` as JSON text); cached per process."""
+    from lrtrack.references import DATASETS, is_builtin
+
+    if is_builtin(DATASETS, dataset):
+        x_train, y_train, x_test, y_test = _raw_splits(dataset, data_dir)
+        train, test = TensorItems(x_train.unsqueeze(1), y_train), TensorItems(x_test.unsqueeze(1), y_test)
+        return Source(dataset, train, test, int(max(y_train.max(), y_test.max())) + 1)
+    return _reference_source(dataset, json.loads(dataset_args), data_dir)
+
+
+def _reference_source(reference: str, dataset_args: dict[str, Any], data_dir: str) -> Source:
+    """A referenced dataset's train and test datasets (`lrtrack.references.build_user_dataset`)."""
+    from lrtrack.references import DATASETS, accepts, build_user_dataset, resolve
+
+    if accepts(resolve(DATASETS, reference), "train"):
+        train = build_user_dataset(reference, data_dir, True, dataset_args)
+        test = build_user_dataset(reference, data_dir, False, dataset_args)
+    else:
+        train, test = held_out_split(build_user_dataset(reference, data_dir, None, dataset_args))
+    for split, dataset in (("train", train), ("test", test)):
+        if len(dataset) == 0:
+            raise UserError(f"dataset: {reference}: the {split} split is empty")
+    return Source(reference, train, test, _num_classes(reference, train, test))
+
+
+def held_out_split(dataset: Any) -> tuple[Any, Any]:
+    """(train, test) of one dataset: `HELD_OUT_TEST_FRACTION` of its items, chosen by a
+    permutation seeded with `SPLIT_SEED`, are the test split."""
+    import torch
+    from torch.utils.data import Subset
+
+    order = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(SPLIT_SEED))
+    n_test = max(1, int(len(dataset) * HELD_OUT_TEST_FRACTION))
+    return Subset(dataset, order[n_test:].tolist()), Subset(dataset, order[:n_test].tolist())
+
+
+def _num_classes(reference: str, *datasets: Any) -> int:
+    """``len(classes)``, else a ``num_classes`` attribute, else the largest label + 1 (from
+    ``targets`` when present, else from every item)."""
+    bases = [d.dataset if hasattr(d, "dataset") and hasattr(d, "indices") else d for d in datasets]
+    classes = getattr(bases[0], "classes", None)
+    if classes is not None and len(classes) > 0:
+        return len(classes)
+    declared = getattr(bases[0], "num_classes", None)
+    if isinstance(declared, numbers.Integral) and not isinstance(declared, bool) and declared > 0:
+        return int(declared)
+    if getattr(bases[0], "targets", None) is not None:  # e.g. torchvision's classes: the labels without the images
+        import torch
+
+        unique = {id(base): base for base in bases}.values()
+        labels = torch.cat([torch.as_tensor(base.targets).flatten().long() for base in unique]).tolist()
+    else:
+        labels = [as_item(d[i], reference, i)[1] for d in datasets for i in range(len(d))]
+    largest = max(labels)
+    if min(labels) < 0:
+        raise UserError(f"dataset: {reference}: labels must be class indices 0, 1, ...; found {min(labels)}")
+    return largest + 1
 
 
 @functools.lru_cache(maxsize=4)
@@ -135,15 +454,15 @@ def _raw_splits(dataset: str, data_dir: str):
 
 
 def _digits():
-    """scikit-learn's bundled 8x8 digits with a fixed 80/20 train/test split."""
+    """scikit-learn's bundled 8x8 digits, split like a single referenced dataset (`held_out_split`)."""
     import torch
     from sklearn.datasets import load_digits
 
     bunch = load_digits()
     x = torch.from_numpy(bunch.images * (255.0 / 16.0)).round().to(torch.uint8)
     y = torch.from_numpy(bunch.target).long()
-    order = torch.randperm(len(y), generator=torch.Generator().manual_seed(0))
-    n_test = int(len(y) * DIGITS_TEST_FRACTION)
+    order = torch.randperm(len(y), generator=torch.Generator().manual_seed(SPLIT_SEED))
+    n_test = int(len(y) * HELD_OUT_TEST_FRACTION)
     test, train = order[:n_test], order[n_test:]
     return x[train], y[train], x[test], y[test]
 

@@ -1,18 +1,21 @@
 """The studies' models, built by name for any single-channel square input.
 
-``fcn``/``mlp2``: Flatten -> Linear(H*W -> hidden) -> ReLU -> Linear(hidden -> 10)
+``fcn``/``mlp2``: Flatten -> Linear(C*H*W -> hidden) -> ReLU -> Linear(hidden -> classes)
 (studies A and E). ``cnn``: two padded 3x3 convs 16/32 with max-pooling and a 128-wide
 head (studies C and D). ``cnn-small``: two unpadded 3x3 convs 8/16 and a 64-wide head
 (study B). The flattened width is computed from the input shape, so 8x8 ``digits``
 needs no special case anywhere else.
 
+``fcn``/``mlp2`` take any input shape (flattened); the CNNs take images ``(C, H, W)``.
+
 Any other ``model`` is user code by reference (`lrtrack.references`): it is called as
-``callable(input_shape, num_classes, **model_args)``; `check_models` builds each one on one
-real batch before anything is written.
+``callable(input_shape, num_classes, **model_args)``; `lrtrack.references.check_references`
+builds each one on one real batch before anything is written.
 """
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -21,7 +24,7 @@ if TYPE_CHECKING:
     from lrtrack.config import TrainConfig
 
 
-def build_model(config: TrainConfig, input_shape: tuple[int, ...], num_classes: int = 10) -> nn.Module:
+def build_model(config: TrainConfig, input_shape: tuple[int, ...], num_classes: int) -> nn.Module:
     """A freshly initialised model (seed the RNG before calling for reproducible weights)."""
     from torch import nn
 
@@ -29,14 +32,14 @@ def build_model(config: TrainConfig, input_shape: tuple[int, ...], num_classes: 
 
     if not is_builtin(MODELS, config.model):
         return build_user_model(config.model, input_shape, num_classes, config.model_args)
-    channels, height, width = input_shape
     if config.model in ("fcn", "mlp2"):
         return nn.Sequential(
             nn.Flatten(),
-            nn.Linear(channels * height * width, config.hidden),
+            nn.Linear(math.prod(input_shape), config.hidden),
             nn.ReLU(),
             nn.Linear(config.hidden, num_classes),
         )
+    channels = input_shape[0]  # (C, H, W) images
     if config.model == "cnn":
         features = nn.Sequential(
             nn.Conv2d(channels, 16, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
@@ -62,33 +65,3 @@ def _flat_width(features: nn.Module, input_shape: tuple[int, ...]) -> int:
 
     with torch.no_grad():
         return int(features(torch.zeros(1, *input_shape)).shape[1])
-
-
-def check_models(configs: list[TrainConfig]) -> None:
-    """Build every user model of ``configs`` (once per distinct model, arguments and data) and run
-    it on one real batch; `UserError` naming ``model`` when it raises or its output is not
-    ``(batch, num_classes)`` logits. Each dataset is loaded once, as a tiny subset, on the CPU."""
-    import torch
-
-    from lrtrack.data import load_data
-    from lrtrack.references import MODELS, check_model_output, is_builtin
-
-    datas: dict[tuple, object] = {}
-    seen: set[tuple] = set()
-    for config in configs:
-        if is_builtin(MODELS, config.model):
-            continue
-        data_key = (config.dataset, config.data_dir)
-        key = (config.model, repr(sorted(config.model_args.items())), min(config.batch_size, 4), data_key)
-        if key in seen:
-            continue
-        seen.add(key)
-        if data_key not in datas:
-            tiny = config.model_copy(update={"train_size": 4, "test_size": 4, "val_split": 0.0, "seed": 0})
-            datas[data_key] = load_data(tiny, torch.device("cpu"))
-        data = datas[data_key]
-        torch.manual_seed(config.seed)
-        model = build_model(config, data.input_shape, data.num_classes)
-        model.train()
-        batch = data.train.x[: min(config.batch_size, 4)]
-        check_model_output(config.model, model, batch, data.num_classes)

@@ -42,9 +42,11 @@ from lrtrack.train import (
     EpochHook,
     Recorder,
     RunResult,
+    augment,
     batches_per_epoch,
     build_optimizer,
     build_scheduler,
+    data_summary,
     epoch_metrics,
     precision_context,
     resolve_device,
@@ -60,8 +62,8 @@ if TYPE_CHECKING:
 #: shapes and where/how it runs. Everything else (lr, optimizer, scheduler, epochs,
 #: seed, momentum, weight decay, divergence threshold...) may differ per member.
 PACK_FIELDS = (
-    "dataset", "data_dir", "train_size", "test_size", "val_split", "model", "model_args", "hidden",
-    "batch_size", "eval_batch_size", "device", "precision", "drop_last",
+    "dataset", "dataset_args", "data_dir", "data_path", "resident_budget_mb", "train_size", "test_size", "val_split",
+    "model", "model_args", "hidden", "batch_size", "eval_batch_size", "device", "precision", "drop_last", "augment",
 )
 
 
@@ -97,6 +99,7 @@ class Member:
     record: Recorder
     data: int  #: index of its dataset among the pack's distinct ones
     generator: torch.Generator
+    augment_generator: torch.Generator | None  #: seeded ``seed + 2`` when ``augment``, as in `run`
     weights: dict[str, torch.Tensor]
     optimizer: torch.optim.Optimizer
     scheduler: Any
@@ -139,6 +142,10 @@ def run_packed(configs: list[TrainConfig], loggers: list[RunLogger] | None = Non
     data_keys = [_data_key(config) for config in configs]
     distinct = list(dict.fromkeys(data_keys))
     datas = [load_data(configs[data_keys.index(key)], device) for key in distinct]
+    if datas[0].path != "resident":
+        return _one_by_one(configs, loggers, hooks, notify, "its data is streamed (the decoded splits exceed "
+                           "resident_budget_mb, or data_path is streaming); packing needs resident data")
+    configs = [config.model_copy(update={"data_path": datas[0].path}) for config in configs]  # the path taken, as logged
     train_x = torch.cat([d.train.x for d in datas]) if len(datas) > 1 else datas[0].train.x
     train_y = torch.cat([d.train.y for d in datas]) if len(datas) > 1 else datas[0].train.y
 
@@ -148,10 +155,7 @@ def run_packed(configs: list[TrainConfig], loggers: list[RunLogger] | None = Non
         torch.manual_seed(config.seed)
         models.append(build_model(config, datas[0].input_shape, datas[0].num_classes).to(device))
     if reason := packing_refusal(models[0], first.model):
-        (notify or _stderr)(f"pack: not packing {len(configs)} runs: {reason}; training them one by one")
-        from lrtrack.train import run
-
-        return [run(config, logger, on_epoch=hook) for config, logger, hook in zip(configs, loggers, hooks)]
+        return _one_by_one(configs, loggers, hooks, notify, reason)
     skeleton = _skeleton(models[0])  # the structure functional_call runs
     stacked, buffers = stack_module_state(models)  # one (K, ...) leaf per parameter and buffer
     steps_per_epoch = batches_per_epoch(len(datas[0].train), first.batch_size, first.drop_last)
@@ -162,8 +166,9 @@ def run_packed(configs: list[TrainConfig], loggers: list[RunLogger] | None = Non
             weights = {name: tensor[i].detach().requires_grad_() for name, tensor in stacked.items()}
         optimizer = build_optimizer(config, weights.values())
         members.append(Member(
-            config=config, hook=hook, record=Recorder(config, logger), data=distinct.index(data_keys[i]),
+            config=config, hook=hook, record=Recorder(config, logger, data_summary(datas[0])), data=distinct.index(data_keys[i]),
             generator=torch.Generator().manual_seed(config.seed + 1), weights=weights, optimizer=optimizer,
+            augment_generator=torch.Generator().manual_seed(config.seed + 2) if config.augment else None,
             scheduler=build_scheduler(config, optimizer, steps_per_epoch),
         ))
 
@@ -198,6 +203,15 @@ def run_packed(configs: list[TrainConfig], loggers: list[RunLogger] | None = Non
                 _finish(member, FAILED)
         raise
     return [member.result for member in members]
+
+
+def _one_by_one(configs, loggers, hooks, notify, reason: str) -> list[RunResult]:
+    """The refusal: one line naming ``reason`` to ``notify`` (default: stderr), then each config
+    trained alone with `lrtrack.train.run`."""
+    from lrtrack.train import run
+
+    (notify or _stderr)(f"pack: not packing {len(configs)} runs: {reason}; training them one by one")
+    return [run(config, logger, on_epoch=hook) for config, logger, hook in zip(configs, loggers, hooks)]
 
 
 def _stderr(line: str) -> None:
@@ -284,6 +298,8 @@ def _train_epoch(skeleton, stacked, buffers, active: list[Member], train_x, trai
         # (K, B, ...) and (K, B); index_select measured 5x faster than train_x[index] on CPU
         x = train_x.index_select(0, index.reshape(-1)).view(*index.shape, *train_x.shape[1:])
         y = train_y.index_select(0, index.reshape(-1)).view(index.shape)
+        if config.augment:  # each member's batch with its own generator, as `lrtrack.train.train_epoch` does
+            x = torch.stack([augment(x[j], member.augment_generator) for j, member in enumerate(active)])
         with mixed_precision:
             logits = forward(stacked, buffers, x)
             losses = _member_losses(logits, y)

@@ -33,9 +33,6 @@ from lrtrack.verdicts import COMPLETED, Verdict, judge, rules_text
 if TYPE_CHECKING:
     from lrtrack.store import AttemptRecord, RunRecord, Store, SweepRecord
 
-#: Attempt states whose numbers a report shows (a run that ended on its own).
-#: Every dataset lrtrack trains on has ten classes.
-NUM_CLASSES = {"mnist": 10, "fashion-mnist": 10, "digits": 10}
 
 
 # ---------------------------------------------------------------- data model
@@ -97,7 +94,7 @@ class StudyData:
     swept: list[str]  #: parameters with more than one value, in the spec's order
     parameters: dict[str, dict[str, Any]]
     fixed: dict[str, Any]
-    num_classes: int
+    num_classes: int | None  #: as the runs logged it (`logged_num_classes`); None when no run did
     created_at: datetime | None
     rows: list[ConfigResult]
     expected: list[ExpectedResult] = field(default_factory=list)
@@ -105,8 +102,9 @@ class StudyData:
     missing: list[dict[str, Any]] = field(default_factory=list)  #: grid points no run was made for
 
     @property
-    def chance(self) -> float:
-        return 1.0 / self.num_classes
+    def chance(self) -> float | None:
+        """Chance accuracy, 1 / classes; None when no run logged its number of classes."""
+        return 1.0 / self.num_classes if self.num_classes else None
 
     @property
     def has_test(self) -> bool:
@@ -171,7 +169,7 @@ def load_study(store: Store, sweep_id: str) -> StudyData:
         swept=swept,
         parameters=spec.parameters,
         fixed=spec.fixed,
-        num_classes=NUM_CLASSES[spec.fixed.get("dataset", TrainConfig.model_fields["dataset"].default)],
+        num_classes=logged_num_classes(rows),
         created_at=record.created_at,
         rows=rows,
         expected=list(spec.expected),
@@ -180,6 +178,15 @@ def load_study(store: Store, sweep_id: str) -> StudyData:
     study.missing = _missing_grid_points(spec, swept, rows)
     judge(study)
     return study
+
+
+def logged_num_classes(rows: list[ConfigResult]) -> int | None:
+    """The number of classes the runs logged (``num_classes`` in their summaries, taken from the
+    data by `lrtrack.train.run`); the most common one if runs differ, None when none logged it."""
+    from collections import Counter
+
+    logged = Counter(r.summary["num_classes"] for r in rows if isinstance(r.summary.get("num_classes"), int))
+    return logged.most_common(1)[0][0] if logged else None
 
 
 def _missing_grid_points(spec, swept: list[str], rows: list[ConfigResult]) -> list[dict[str, Any]]:
@@ -423,7 +430,7 @@ def charts(study: StudyData) -> list[dict[str, str]]:
         ("val-acc", "Validation accuracy", draw.line_chart(
             "val-acc", [(r.label, *r.series("val/acc")) for r in study.rows],
             title="Validation accuracy per epoch", ylabel="val accuracy", percent=True,
-            hline=(study.chance, f"chance {study.chance:.0%}"))),
+            hline=(study.chance, f"chance {study.chance:.0%}") if study.chance is not None else None)),
     ]
     if study.lr_varies:
         figures.append(("lr", "Learning rate", draw.line_chart(

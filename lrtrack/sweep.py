@@ -94,13 +94,19 @@ def grid_points(wandb_config: dict[str, Any]) -> list[dict[str, Any]] | None:
         n *= 8
 
 
-def check_models(spec: SweepSpec) -> None:
-    """Build every referenced model the sweep can propose (each listed ``model`` with each
-    ``model_args``, over the fixed settings) on one real batch; `UserError` naming ``model``
-    when one does not build or give ``(batch, num_classes)`` logits (`lrtrack.models.check_models`)."""
+#: The settings whose every listed value `check_references` builds: user code and its arguments.
+REFERENCE_FIELDS = ("dataset", "dataset_args", "model", "model_args")
+
+
+def check_references(spec: SweepSpec) -> None:
+    """Build every referenced dataset and model the sweep can propose (each listed value of
+    ``dataset``, ``dataset_args``, ``model`` and ``model_args`` in every combination, over the
+    fixed settings) on one real batch; `UserError` naming the field and the reference when
+    one does not import, build or give ``(batch, num_classes)`` logits
+    (`lrtrack.references.check_references`)."""
     import itertools
 
-    from lrtrack.models import check_models as check
+    from lrtrack.references import check_references as check
 
     def candidates(key: str) -> list[Any]:
         body = spec.parameters.get(key)
@@ -109,9 +115,8 @@ def check_models(spec: SweepSpec) -> None:
         listed = list(body.get("values", [])) + ([body["value"]] if "value" in body else [])
         return listed + (nested_values(body) or [])
 
-    configs = [make_train_config({**spec.fixed, "model": model, "model_args": args})
-               for model, args in itertools.product(candidates("model"), candidates("model_args"))]
-    check(configs)
+    combinations = itertools.product(*(candidates(key) for key in REFERENCE_FIELDS))
+    check([make_train_config({**spec.fixed, **dict(zip(REFERENCE_FIELDS, values))}) for values in combinations])
 
 
 def register_with_wandb(spec: SweepSpec) -> str:

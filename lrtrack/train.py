@@ -36,7 +36,7 @@ if TYPE_CHECKING:
     import torch
 
     from lrtrack.config import TrainConfig
-    from lrtrack.data import Split
+    from lrtrack.data import Split, StreamSplit
 
 #: States a run can end in.
 FINISHED, DIVERGED, EARLY_STOPPED = "finished", "diverged", "early-stopped"
@@ -75,8 +75,10 @@ def run(config: TrainConfig, logger: RunLogger | None = None, on_epoch: EpochHoo
     order_generator = torch.Generator().manual_seed(config.seed + 1)
     # 2. device
     device = resolve_device(config.device)
-    # 3. data, whole splits on the device
+    # 3. data: whole splits on the device (resident) or a DataLoader (streaming), see lrtrack.data
     data = load_data(config, device)
+    config = config.model_copy(update={"data_path": data.path})  # the path taken, as logged
+    augment_generator = torch.Generator().manual_seed(config.seed + 2) if config.augment else None
     # 4. model
     model = build_model(config, data.input_shape, data.num_classes).to(device)
     if config.model in ("cnn", "cnn-small"):  # channels_last convolutions: ~0.8x the CPU epoch time (benchmarks/)
@@ -89,13 +91,13 @@ def run(config: TrainConfig, logger: RunLogger | None = None, on_epoch: EpochHoo
     scheduler = build_scheduler(config, optimizer, steps_per_epoch)
     per_batch = config.scheduler == "onecycle"
 
-    record = Recorder(config, logger)
+    record = Recorder(config, logger, data_summary(data))
     state, error = FINISHED, None
     try:
         for epoch in range(1, config.epochs + 1):
             tick = time.perf_counter()
             train_loss, train_acc, lr_used = train_epoch(
-                model, optimizer, scheduler if per_batch else None, data.train, config, order_generator
+                model, optimizer, scheduler if per_batch else None, data.train, config, order_generator, augment_generator
             )
             val = evaluate(model, data.eval_split, config)
             test = evaluate(model, data.test, config) if data.val is not None else None
@@ -122,8 +124,9 @@ class Recorder:
     `finish` logs the checkpoints and curves and the summary.
     """
 
-    def __init__(self, config: TrainConfig, logger: RunLogger) -> None:
+    def __init__(self, config: TrainConfig, logger: RunLogger, data: dict[str, Any] | None = None) -> None:
         self.config, self.logger = config, logger
+        self.data = dict(data or {})  #: `data_summary`: what the data turned out to be, kept in the summary
         self.history: list[dict[str, Any]] = []
         self.best: dict[str, Any] = {"val/acc": -1.0, "epoch": 0, "state": None}
         tick = time.perf_counter()
@@ -161,7 +164,7 @@ class Recorder:
             fault_point("checkpoint")
             _log_files(self.logger, self.config, weights(), self.best, self.history)
         files_seconds = time.perf_counter() - tick
-        summary = _summary(self.history, self.best, state, run_seconds)
+        summary = {**_summary(self.history, self.best, state, run_seconds), **self.data}
         error = error or (sys.exc_info()[1] if state == FAILED else None)
         if isinstance(error, Exception):
             summary["error"] = describe_error(error)
@@ -171,6 +174,12 @@ class Recorder:
         self.logger.finish(summary)
         return RunResult(config=self.config, state=state, history=self.history, summary=summary,
                          wandb_run_id=self.logger.run_id)
+
+
+def data_summary(data) -> dict[str, Any]:
+    """What a run's summary records about its data: ``num_classes`` (reports take the chance
+    level from it) and one sample's ``input_shape``."""
+    return {"num_classes": data.num_classes, "input_shape": list(data.input_shape)}
 
 
 def describe_error(exc: BaseException) -> str:
@@ -201,11 +210,16 @@ def train_epoch(
     model: torch.nn.Module,
     optimizer: torch.optim.Optimizer,
     batch_scheduler: Any,
-    split: Split,
+    split: Split | StreamSplit,
     config: TrainConfig,
     generator: torch.Generator,
+    augment_generator: torch.Generator | None = None,
 ) -> tuple[float, float, float]:
     """One pass over ``split`` in a seeded random order; returns (mean loss, accuracy, lr used).
+
+    The order is drawn here, from ``generator``, whichever path serves the batches
+    (`lrtrack.data`), so resident and streaming runs see the same batches. With
+    ``augment_generator`` each batch is augmented (`augment`).
 
     The lr used is the rate of the epoch's first batch, or the mean over its batches
     when a per-batch scheduler changes it during the epoch.
@@ -217,15 +231,16 @@ def train_epoch(
 
     model.train()
     n, size = len(split), config.batch_size
-    order = torch.randperm(n, generator=generator).to(split.x.device)
-    xs, ys = split.x.index_select(0, order), split.y.index_select(0, order)  # one gather per epoch, then slices
+    device = next(model.parameters()).device
+    order = torch.randperm(n, generator=generator)
     end = samples_per_epoch(n, size, config.drop_last)
-    loss_sum = torch.zeros((), device=split.x.device)
-    correct = torch.zeros((), device=split.x.device, dtype=torch.long)
+    loss_sum = torch.zeros((), device=device)
+    correct = torch.zeros((), device=device, dtype=torch.long)
     first_lr, lr_sum, steps = optimizer.param_groups[0]["lr"], 0.0, 0
-    mixed_precision = precision_context(config, split.x.device)
-    for start in range(0, end, size):
-        x, y = xs[start : start + size], ys[start : start + size]
+    mixed_precision = precision_context(config, device)
+    for x, y in split.train_batches(order, size, end):
+        if augment_generator is not None:
+            x = augment(x, augment_generator)
         with mixed_precision:
             logits = model(x)
             loss = F.cross_entropy(logits, y)
@@ -243,22 +258,46 @@ def train_epoch(
     return loss_value / end, correct_value / end, lr_used
 
 
-def evaluate(model: torch.nn.Module, split: Split, config: TrainConfig) -> dict[str, float]:
+def evaluate(model: torch.nn.Module, split: Split | StreamSplit, config: TrainConfig) -> dict[str, float]:
     """Mean loss and accuracy over ``split``, in ``eval_batch_size`` chunks, without gradients."""
     import torch
     import torch.nn.functional as F
 
     model.eval()
-    loss_sum = torch.zeros((), device=split.x.device)
-    correct = torch.zeros((), device=split.x.device)
-    with torch.no_grad(), precision_context(config, split.x.device):
-        for start in range(0, len(split), config.eval_batch_size):
-            x, y = split.x[start : start + config.eval_batch_size], split.y[start : start + config.eval_batch_size]
+    device = next(model.parameters()).device
+    loss_sum = torch.zeros((), device=device)
+    correct = torch.zeros((), device=device)
+    with torch.no_grad(), precision_context(config, device):
+        for x, y in split.eval_batches(config.eval_batch_size):
             logits = model(x).float()
             loss_sum += F.cross_entropy(logits, y, reduction="sum")
             correct += (logits.argmax(1) == y).sum()
     loss_value, correct_value = torch.stack([loss_sum, correct]).tolist()
     return {"loss": loss_value / len(split), "acc": correct_value / len(split)}
+
+
+def augment(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """Random crop with zero padding and random horizontal flip, per image, of a batch of
+    images ``(B, C, H, W)`` (torchvision's ``RandomCrop(size, padding=p)`` and
+    ``RandomHorizontalFlip()``): ``p`` is an eighth of the image side, rounded (4 for 28 or 32
+    pixels, 1 for 8). Offsets and flips are drawn on the CPU from ``generator`` (seeded ``seed
+    + 2``), so both data paths augment the same batches the same way."""
+    import torch
+    import torch.nn.functional as F
+
+    if x.dim() != 4:
+        return x  # not a batch of images: nothing to crop or flip
+    b, _, h, w = x.shape
+    pad = max(1, round(min(h, w) / 8))
+    offsets = torch.randint(0, 2 * pad + 1, (2, b), generator=generator).to(x.device)
+    flips = (torch.rand(b, generator=generator) < 0.5).to(x.device)
+    padded = F.pad(x, (pad, pad, pad, pad))
+    rows = (offsets[0][:, None] + torch.arange(h, device=x.device))[:, None, :, None]  # (B, 1, H, 1)
+    cols = (offsets[1][:, None] + torch.arange(w, device=x.device))[:, None, None, :]  # (B, 1, 1, W)
+    cols = torch.where(flips[:, None, None, None], cols.flip(-1), cols)
+    batch = torch.arange(b, device=x.device)[:, None, None, None]
+    channel = torch.arange(x.shape[1], device=x.device)[None, :, None, None]
+    return padded[batch, channel, rows, cols]
 
 
 def resolve_device(name: str) -> torch.device:

@@ -91,7 +91,7 @@ def judge(study: StudyData) -> dict[int, Verdict]:
     """Give every config of ``study`` a verdict (see the module docstring); returns them by run number
     (what the dashboard and ``sweep show`` need)."""
     key, maximize = study.metric.name, study.metric.goal == "maximize"
-    near_chance = CHANCE_FACTOR * study.chance
+    near_chance = CHANCE_FACTOR * study.chance if study.chance is not None else None  # unknown: no such verdict
     candidates: list[ConfigResult] = []
     for row in study.rows:
         row.verdict = _failure_verdict(row, near_chance)
@@ -310,7 +310,7 @@ def cut_short(row: ConfigResult, study: StudyData) -> str:
     return f"stopped after {row.epochs_run} of {planned} epochs ({row.state})"
 
 
-def _failure_verdict(row: ConfigResult, near_chance: float) -> Verdict | None:
+def _failure_verdict(row: ConfigResult, near_chance: float | None) -> Verdict | None:
     """diverged / failed / near chance, or None when the config trained normally."""
     losses = row.series("train/loss")[1]
     bad = next((i for i, loss in enumerate(losses) if loss is None or not math.isfinite(loss) or loss > row.diverge_loss),
@@ -327,7 +327,7 @@ def _failure_verdict(row: ConfigResult, near_chance: float) -> Verdict | None:
     if row.state == "failed" and error:
         return Verdict("failed", "bad", f"failed after {row.epochs_run} epoch(s): {error}")
     acc = row.final("val/acc")
-    if acc is not None and acc <= near_chance:
+    if acc is not None and near_chance is not None and acc <= near_chance:
         best = f"; best {row.best_val_acc:.2%}" if row.best_val_acc is not None else ""
         return Verdict("near chance", "bad",
                        f"final val acc {acc:.2%} <= {CHANCE_FACTOR:g} x chance ({near_chance:.0%}){best}")

@@ -37,12 +37,12 @@ def lr_find(
     from lrtrack import lr_find as lib
     from lrtrack.cli.config_options import train_config_from
     from lrtrack.errors import UserError
-    from lrtrack.models import check_models
+    from lrtrack.references import check_references
     from lrtrack.tracking import resolve_wandb_mode
 
     # everything is checked before anything runs or is written
     config = train_config_from(config_file, settings)
-    check_models([config])  # a referenced model built on one real batch before anything is written
+    check_references([config])  # a referenced model built on one real batch before anything is written
     test_settings = lib.make_settings(test)
     if method not in lib.SWEEP_METHODS:
         raise UserError(f"--method: must be one of {', '.join(lib.SWEEP_METHODS)}, not {method!r}")

@@ -32,7 +32,7 @@ def create(spec: SpecArg, backend: BackendOpt = None, max_attempts: MaxAttemptsO
     from lrtrack.sweep import choose_backend, create_sweep
 
     sweep_spec = load_spec(spec)
-    _check_models(spec, sweep_spec)
+    _check_references(spec, sweep_spec)
     backend = choose_backend(backend)  # before the store is opened: bad input writes nothing
     with open_store(store) as opened:
         record = create_sweep(sweep_spec, opened, backend, max_attempts=max_attempts)
@@ -41,13 +41,14 @@ def create(spec: SpecArg, backend: BackendOpt = None, max_attempts: MaxAttemptsO
     typer.echo(record.id)
 
 
-def _check_models(path: Path, spec) -> None:
-    """Referenced models built on one real batch before anything is written (one line naming the file)."""
+def _check_references(path: Path, spec) -> None:
+    """Referenced datasets and models built on one real batch before anything is written (one line
+    naming the file)."""
     from lrtrack.errors import UserError
-    from lrtrack.sweep import check_models
+    from lrtrack.sweep import check_references
 
     try:
-        check_models(spec)
+        check_references(spec)
     except UserError as exc:
         raise UserError([f"{path}: {line}" for line in exc.problems]) from None
 
@@ -86,7 +87,7 @@ def run_sweep(
 
     settings = settings_from(AgentSettings, flags)  # checked before anything is written
     sweep_spec = load_spec(spec)
-    _check_models(spec, sweep_spec)
+    _check_references(spec, sweep_spec)
     with open_store(store) as opened:
         record = create_sweep(sweep_spec, opened, "local", max_attempts=max_attempts)
         typer.echo(f"created local sweep {record.name!r} ({record.id}) in {opened.url}", err=True)

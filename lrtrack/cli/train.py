@@ -33,14 +33,14 @@ def train(
     """Train one configuration and log it to W&B (offline when not logged in)."""
     from lrtrack.cli.config_options import train_config_from
     from lrtrack.cli.display import print_run_table
-    from lrtrack.models import check_models
+    from lrtrack.references import check_references
     from lrtrack.reporting import Reporter
     from lrtrack.store import new_id
     from lrtrack.tracking import MemoryLogger, WandbLogger
     from lrtrack.train import run
 
     config = train_config_from(config_file, settings)
-    check_models([config])  # a referenced model built on one real batch before any W&B run starts
+    check_references([config])  # referenced dataset and model built on one real batch before any W&B run starts
     if no_wandb:
         logger, wandb_run = MemoryLogger(), "no W&B run"
     else:
