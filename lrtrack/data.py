@@ -196,7 +196,7 @@ def load_data(config: TrainConfig, device: torch.device) -> Data:
     source = open_source(config.dataset, json.dumps(config.dataset_args, sort_keys=True),
                          str(default_data_dir(config.data_dir)))
     train, val, test = split_indices(len(source.train), len(source.test), config)
-    first, _ = as_item(source.train[int(train[0]) if len(train) else 0], source.name, 0)
+    first, _ = read_item(source.train, int(train[0]) if len(train) else 0, source.name)
     input_shape = tuple(first.shape)
     samples = len(train) + len(test) + (len(val) if val is not None else 0)
     path = choose_path(config, input_shape, samples)
@@ -264,11 +264,11 @@ def _resident(source: Source, dataset: Any, index: torch.Tensor, device: torch.d
         x = dataset.x if len(index) == len(dataset) and bool((index == torch.arange(len(dataset))).all()) \
             else dataset.x[index]
         return Split(_to_float(x), dataset.y[index].long()).to(device)
-    first, _ = as_item(dataset[int(index[0])], source.name, int(index[0]))
+    first, _ = read_item(dataset, int(index[0]), source.name)
     x = torch.empty((len(index), *first.shape), dtype=first.dtype)
     y = torch.empty(len(index), dtype=torch.long)
     for row, i in enumerate(index.tolist()):
-        item, label = as_item(dataset[i], source.name, i)
+        item, label = read_item(dataset, i, source.name)
         if item.shape != first.shape:
             raise UserError(f"dataset: {source.name}: item {i} has shape {tuple(item.shape)}, item "
                             f"{int(index[0])} {tuple(first.shape)}; items of one dataset must have one shape")
@@ -339,6 +339,17 @@ def collate_items(items: list[Any], name: str) -> tuple[torch.Tensor, torch.Tens
 
     converted = [as_item(item, name) for item in items]
     return torch.stack([x for x, _ in converted]), torch.tensor([y for _, y in converted], dtype=torch.long)
+
+
+def read_item(dataset: Any, i: int, name: str) -> tuple[torch.Tensor, int]:
+    """``dataset[i]`` as `as_item` converts it; `UserError` naming ``dataset`` when reading it raises."""
+    try:
+        item = dataset[i]
+    except Exception as exc:
+        from lrtrack.references import first_line
+
+        raise UserError(f"dataset: {name}: reading item {i} raised {first_line(exc)}") from None
+    return as_item(item, name, i)
 
 
 def as_item(item: Any, name: str, position: int | None = None) -> tuple[torch.Tensor, int]:
@@ -438,7 +449,7 @@ def _num_classes(reference: str, *datasets: Any) -> int:
         unique = {id(base): base for base in bases}.values()
         labels = torch.cat([torch.as_tensor(base.targets).flatten().long() for base in unique]).tolist()
     else:
-        labels = [as_item(d[i], reference, i)[1] for d in datasets for i in range(len(d))]
+        labels = [read_item(d, i, reference)[1] for d in datasets for i in range(len(d))]
     largest = max(labels)
     if min(labels) < 0:
         raise UserError(f"dataset: {reference}: labels must be class indices 0, 1, ...; found {min(labels)}")

@@ -67,7 +67,7 @@ def _import_reference(value: str) -> Callable[..., Any]:
     try:
         module = importlib.import_module(module_name)
     except Exception as exc:  # ImportError, or the module's own code failing
-        raise ValueError(f"cannot import {module_name!r} for {value!r} ({_first_line(exc)})") from None
+        raise ValueError(f"cannot import {module_name!r} for {value!r} ({first_line(exc)})") from None
     target: Any = module
     for part in attribute.split("."):
         try:
@@ -93,7 +93,7 @@ def _entry_point(kind: Kind, value: str) -> Callable[..., Any]:
     try:
         target = found[0].load()
     except Exception as exc:
-        raise ValueError(f"entry point {value!r} ({found[0].value}) does not load ({_first_line(exc)})") from None
+        raise ValueError(f"entry point {value!r} ({found[0].value}) does not load ({first_line(exc)})") from None
     if not callable(target):
         raise ValueError(f"entry point {value!r} ({found[0].value}) is not callable")
     return target
@@ -109,7 +109,8 @@ def _cwd_on_path() -> None:
             sys.path.insert(0, cwd)
 
 
-def _first_line(exc: BaseException) -> str:
+def first_line(exc: BaseException) -> str:
+    """``TypeName: first line of the message``: how an error of user code is quoted in one line."""
     text = str(exc).strip().splitlines()
     return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
 
@@ -124,7 +125,7 @@ def build_user_model(reference: str, input_shape: tuple[int, ...], num_classes: 
         model = factory(tuple(input_shape), num_classes, **model_args)
     except Exception as exc:
         raise UserError(f"model: {reference}({tuple(input_shape)}, {num_classes}, **{model_args!r}) "
-                        f"raised {_first_line(exc)}") from None
+                        f"raised {first_line(exc)}") from None
     if not isinstance(model, nn.Module):
         raise UserError(f"model: {reference} returned {type(model).__name__}, not a torch.nn.Module")
     return model
@@ -138,7 +139,7 @@ def check_model_output(reference: str, model, batch, num_classes: int) -> None:
         with torch.no_grad():
             out = model(batch)
     except Exception as exc:
-        raise UserError(f"model: {reference} failed on a batch of shape {tuple(batch.shape)} ({_first_line(exc)})") from None
+        raise UserError(f"model: {reference} failed on a batch of shape {tuple(batch.shape)} ({first_line(exc)})") from None
     expected = (len(batch), num_classes)
     if not isinstance(out, torch.Tensor) or tuple(out.shape) != expected:
         got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
@@ -160,7 +161,7 @@ def build_user_dataset(reference: str, root: str, train: bool | None, dataset_ar
     try:
         dataset = factory(**kwargs)
     except Exception as exc:
-        raise UserError(f"dataset: {reference}({shown}) raised {_first_line(exc)}") from None
+        raise UserError(f"dataset: {reference}({shown}) raised {first_line(exc)}") from None
     if not (hasattr(dataset, "__getitem__") and hasattr(dataset, "__len__")):
         raise UserError(f"dataset: {reference}({shown}) returned {type(dataset).__name__}, "
                         "not a map-style torch.utils.data.Dataset (with __getitem__ and __len__)")
@@ -220,6 +221,6 @@ def check_references(configs) -> None:
                 raise
             except Exception as exc:  # a built-in model that cannot take this input
                 raise UserError(f"model: {config.model} cannot be built for input shape {data.input_shape} "
-                                f"of dataset {config.dataset} ({_first_line(exc)})") from None
+                                f"of dataset {config.dataset} ({first_line(exc)})") from None
             model.train()
             check_model_output(config.model, model, data.train.x[: min(config.batch_size, 4)], data.num_classes)

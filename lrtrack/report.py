@@ -26,7 +26,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from lrtrack.config import ExpectedResult, Metric, TrainConfig, format_value
+from lrtrack.config import ExpectedResult, Metric, TrainConfig, flat_settings, format_value
 from lrtrack.errors import LrtrackError, UserError
 from lrtrack.verdicts import COMPLETED, Verdict, judge, rules_text
 
@@ -91,7 +91,7 @@ class StudyData:
     entity: str | None
     method: str
     metric: Metric
-    swept: list[str]  #: parameters with more than one value, in the spec's order
+    swept: list[str]  #: parameters with more than one value, in the spec's order; nested ones flat (`swept_axes`)
     parameters: dict[str, dict[str, Any]]
     fixed: dict[str, Any]
     num_classes: int | None  #: as the runs logged it (`logged_num_classes`); None when no run did
@@ -151,7 +151,8 @@ def load_study(store: Store, sweep_id: str) -> StudyData:
 
     record = store.get_sweep(sweep_id)
     spec = spec_of(record)
-    swept = spec.swept or list(spec.parameters)
+    axes = swept_axes(spec)
+    swept = list(axes)
     if record.backend == "wandb":
         rows = _rows_from_wandb(record, swept, spec.fixed)
     else:
@@ -175,7 +176,7 @@ def load_study(store: Store, sweep_id: str) -> StudyData:
         expected=list(spec.expected),
         range_test=spec.range_test,
     )
-    study.missing = _missing_grid_points(spec, swept, rows)
+    study.missing = _missing_grid_points(spec, axes, rows)
     judge(study)
     return study
 
@@ -189,20 +190,40 @@ def logged_num_classes(rows: list[ConfigResult]) -> int | None:
     return logged.most_common(1)[0][0] if logged else None
 
 
-def _missing_grid_points(spec, swept: list[str], rows: list[ConfigResult]) -> list[dict[str, Any]]:
+def swept_axes(spec) -> dict[str, list[Any] | None]:
+    """The swept settings by their flat names, each with its listed values (None for a
+    distribution): ``lr``, and for W&B's nested syntax one axis per nested parameter with
+    listed values, e.g. ``model_args.width`` (what tables, labels and charts show). A sweep
+    with no swept setting shows its parameters."""
+    names = spec.swept or list(spec.parameters)
+    axes: dict[str, list[Any] | None] = {}
+    for key in names:
+        body = spec.parameters[key]
+        nested = body.get("parameters")
+        if isinstance(nested, dict):
+            listed = {name: inner["values"] for name, inner in nested.items() if isinstance(inner, dict) and "values" in inner}
+            for name, inner in (listed or nested).items():
+                axes[f"{key}.{name}"] = inner if isinstance(inner, list) else ([inner["value"]] if "value" in inner else None)
+        else:
+            axes[key] = body["values"] if "values" in body else ([body["value"]] if "value" in body else None)
+    return axes
+
+
+def flat_config(config: dict[str, Any], swept: list[str]) -> dict[str, Any]:
+    """A run's values of the (flat) swept settings: ``{"lr": 0.01, "model_args.width": 64}``."""
+    flat = flat_settings(config)
+    return {key: flat.get(key) for key in swept}
+
+
+def _missing_grid_points(spec, axes: dict[str, list[Any] | None], rows: list[ConfigResult]) -> list[dict[str, Any]]:
     """The grid's points (swept values only) that no run of the sweep was made for."""
     import itertools
 
     if spec.method != "grid":
         return []
-    from lrtrack.config import nested_values
-
-    def values(body: dict[str, Any]) -> list[Any]:  # listed, nested (model_args: {parameters: ...}) or one
-        return body["values"] if "values" in body else nested_values(body) or [body.get("value")]
-
-    axes = [[(k, v) for v in values(spec.parameters[k])] for k in swept]
-    made = {tuple(format_value(row.config.get(k)) for k in swept) for row in rows}
-    return [dict(point) for point in itertools.product(*axes)
+    points = [[(k, v) for v in (values if values is not None else [None])] for k, values in axes.items()]
+    made = {tuple(format_value(row.config.get(k)) for k in axes) for row in rows}
+    return [dict(point) for point in itertools.product(*points)
             if tuple(format_value(v) for _, v in point) not in made]
 
 
@@ -219,7 +240,7 @@ def _diverge_loss(fixed: dict[str, Any], config: dict[str, Any]) -> float:
 
 def _row_from_store(run: RunRecord, swept: list[str], fixed: dict[str, Any]) -> ConfigResult:
     attempt = shown_attempt(run)
-    config = {key: run.config.get(key) for key in swept}
+    config = flat_config(run.config, swept)
     return ConfigResult(
         run=run.number,
         attempt=attempt.number if attempt else None,
@@ -246,7 +267,7 @@ def _rows_from_wandb(record: SweepRecord, swept: list[str], fixed: dict[str, Any
             history = [{k: v for k, v in row.items() if not k.startswith("_")} for row in run.scan_history()]
             history = [row for row in history if row.get("epoch") is not None]
             summary = {k: v for k, v in run.summary_metrics.items() if not k.startswith("_")}
-            config = {key: run.config.get(key) for key in swept}
+            config = flat_config(dict(run.config), swept)
             rows.append(ConfigResult(
                 run=number, attempt=None, config=config, label=config_label(config),
                 state=str(summary.get("state") or run.state), history=history, summary=summary,
@@ -405,14 +426,25 @@ def comparison_markdown(comparisons: list[Comparison]) -> str:
 
 def settings_items(study: StudyData) -> list[tuple[str, str]]:
     """The fixed settings, then each parameter's values, as ``(name, text)``."""
-    items = [(key, format_value(value)) for key, value in study.fixed.items()]
-    for key, body in study.parameters.items():
-        if "value" in body:
-            items.append((key, format_value(body["value"])))
+    return [(key, format_value(value)) for key, value in study.fixed.items()] + _parameter_items(study.parameters)
+
+
+def _parameter_items(parameters: dict[str, Any], prefix: str = "") -> list[tuple[str, str]]:
+    """``(name, text)`` per parameter; W&B's nested syntax (``model_args: {parameters: ...}``)
+    gives one item per nested parameter, named flat (``model_args.width``)."""
+    items = []
+    for key, body in parameters.items():
+        name = prefix + key
+        if not isinstance(body, dict):
+            continue
+        if isinstance(body.get("parameters"), dict):
+            items += _parameter_items(body["parameters"], prefix=f"{name}.")
+        elif "value" in body:
+            items.append((name, format_value(body["value"])))
         elif "values" in body:
-            items.append((key, "swept: " + ", ".join(format_value(v) for v in body["values"])))
+            items.append((name, "swept: " + ", ".join(format_value(v) for v in body["values"])))
         else:
-            items.append((key, "swept: " + ", ".join(f"{k} {v}" for k, v in body.items())))
+            items.append((name, "swept: " + ", ".join(f"{k} {v}" for k, v in body.items())))
     return items
 
 
