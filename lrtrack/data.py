@@ -151,6 +151,11 @@ class Data:
         """The split that ``val/*`` metrics are computed on (validation if held out, else test)."""
         return self.val if self.val is not None else self.test
 
+    def close(self) -> None:
+        """End the streaming path's worker processes (nothing to do for resident data)."""
+        if isinstance(self.train, StreamSplit):
+            self.train.streamer.close()
+
 
 @dataclass
 class Source:
@@ -314,7 +319,14 @@ class Streamer:
         for _ in self.loader:
             pass
 
+    def close(self) -> None:
+        """Shut the worker processes down now (the loader's iterator does it when it is dropped),
+        so none is left running -- or copied into the next run's forked workers."""
+        self.loader = None
+
     def batches(self, plan: list[torch.Tensor]) -> Batches:
+        if self.loader is None:
+            raise RuntimeError("the streamer was closed")
         self.plan = [batch.tolist() for batch in plan]
         for x, y in self.loader:
             yield _to_float(x.to(self.device, non_blocking=True)), y.to(self.device, non_blocking=True)

@@ -143,6 +143,8 @@ def run_packed(configs: list[TrainConfig], loggers: list[RunLogger] | None = Non
     distinct = list(dict.fromkeys(data_keys))
     datas = [load_data(configs[data_keys.index(key)], device) for key in distinct]
     if datas[0].path != "resident":
+        for data in datas:
+            data.close()
         return _one_by_one(configs, loggers, hooks, notify, "its data is streamed (the decoded splits exceed "
                            "resident_budget_mb, or data_path is streaming); packing needs resident data")
     configs = [config.model_copy(update={"data_path": datas[0].path}) for config in configs]  # the path taken, as logged

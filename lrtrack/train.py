@@ -112,7 +112,10 @@ def run(config: TrainConfig, logger: RunLogger | None = None, on_epoch: EpochHoo
         state, error = FAILED, exc
         raise
     finally:
-        result = record.finish(state, lambda: _snapshot(model), error)
+        try:
+            result = record.finish(state, lambda: _snapshot(model), error)
+        finally:
+            data.close()  # a streaming path's worker processes end with the run
     return result
 
 
