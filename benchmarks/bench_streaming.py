@@ -6,7 +6,8 @@ side pays the same per-item cost torchvision's ``__getitem__`` has. Side by side
 one process, rounds alternating, the first round a warm-up, medians and ratios:
 
 - **streaming**: `lrtrack.train.run` with ``data_path: streaming`` -- a DataLoader with
-  ``loader_workers`` worker processes (the default: the spare cores, at most 4), items
+  ``loader_workers`` worker processes (the default, `lrtrack.data.loader_workers`: on this
+  CPU with ``--threads 1``, one per further core), items
   converted in the workers and kept uint8 until the device; and with 0 workers (items read
   in the training process, as the studies' loop does);
 - **loop**: the studies' ``DataLoader(datasets.X(root, transform=ToTensor()), batch_size=64,
@@ -76,8 +77,10 @@ def load_seconds(config: TrainConfig, device: str) -> float:
 
     open_source.cache_clear()
     tick = time.perf_counter()
-    load_data(config, resolve_device(device))
-    return time.perf_counter() - tick
+    data = load_data(config, resolve_device(device))
+    seconds = time.perf_counter() - tick
+    data.close()
+    return seconds
 
 
 def main() -> None:
@@ -94,7 +97,7 @@ def main() -> None:
     for case in cases(args.quick, args.device, args.mnist_root):
         builtin = case.config.model_copy(update={"dataset": case.builtin, "data_dir": case.config.data_dir})
         load_data(builtin, resolve_device(args.device))  # files in place (Debian's Fashion-MNIST unpacked)
-        workers = loader_workers(case.config)
+        workers = loader_workers(case.config, resolve_device(args.device))
         sides = {
             "streaming": case.config.model_copy(update={"data_path": "streaming"}),
             "streaming0": case.config.model_copy(update={"data_path": "streaming", "loader_workers": 0}),

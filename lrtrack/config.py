@@ -60,8 +60,8 @@ class TrainConfig(BaseModel):
                             "auto: resident when they fit in --resident-budget-mb (the W&B config logs the path taken).")
     resident_budget_mb: float = Field(2048, gt=0, description="Largest decoded size (float32, all splits) kept resident "
                                                               "on the device by data_path auto.")
-    loader_workers: int | None = Field(None, ge=0, description="Streaming: DataLoader worker processes "
-                                                               "(default: the spare CPU cores, at most 4).")
+    loader_workers: int | None = Field(None, ge=0, description="Streaming: DataLoader worker processes (default: the "
+                                                               "CPU cores training leaves free, at most 4).")
     augment: bool = Field(False, description="Augment training images: random crop with padding and horizontal flip.")
     train_size: int | None = Field(None, gt=0, description="Use a seeded subset of this many training images.")
     test_size: int | None = Field(None, gt=0, description="Use a seeded subset of this many test images.")

@@ -29,8 +29,8 @@ Two paths, chosen per run (``data_path: auto``) and logged as ``data_path`` in t
   (`Split`); an epoch is one gather and slices, no per-sample work. Chosen when the decoded
   splits fit in ``resident_budget_mb`` (default 2048 MiB).
 - **streaming**: a ``torch.utils.data.DataLoader`` (`Streamer`) over the same items, for
-  datasets that do not fit: ``loader_workers`` worker processes (default: one per spare CPU
-  core, at most 4) converting items and building batches, kept alive across epochs
+  datasets that do not fit: ``loader_workers`` worker processes (default: one per CPU core
+  the training leaves free, at most 4, see `loader_workers`) converting items and building batches, kept alive across epochs
   (``persistent_workers``), pinned memory on CUDA; 8-bit inputs travel as ``uint8`` and
   become ``float32`` on the device. The batch order is drawn in the training process from
   the same seeded generator as the resident path's, so both paths train on the same
@@ -209,7 +209,8 @@ def load_data(config: TrainConfig, device: torch.device) -> Data:
         splits = [_resident(source, source.test if s is test else source.train, s, device) if s is not None else None
                   for s in (train, val, test)]
     else:
-        streamer = Streamer([source.train, source.test], source.name, device, loader_workers(config), config.seed)
+        streamer = Streamer([source.train, source.test], source.name, device, loader_workers(config, device),
+                            config.seed)
         offset = len(source.train)  # test items follow the train items in the streamer
         splits = [StreamSplit(streamer, s) if s is not None else None for s in (train, val)]
         splits.append(StreamSplit(streamer, test + offset))
@@ -227,13 +228,18 @@ def choose_path(config: TrainConfig, input_shape: tuple[int, ...], samples: int)
     return "resident" if decoded <= config.resident_budget_mb * 2**20 else "streaming"
 
 
-def loader_workers(config: TrainConfig) -> int:
-    """``config.loader_workers``, or one per CPU core this process may use beyond the training
-    one, at most `MAX_AUTO_WORKERS` (0 on a single core: items are then read in the training process)."""
+def loader_workers(config: TrainConfig, device: torch.device) -> int:
+    """``config.loader_workers``, or one worker per CPU core the training leaves free, at most
+    `MAX_AUTO_WORKERS`: on CUDA every core this process may use but one (the training loop's);
+    on the CPU those not taken by torch's intra-op threads (``OMP_NUM_THREADS``). 0 reads the
+    items in the training process."""
+    import torch
+
     if config.loader_workers is not None:
         return config.loader_workers
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    return max(0, min(MAX_AUTO_WORKERS, cores - 1))
+    busy = 1 if device.type == "cuda" else torch.get_num_threads()
+    return max(0, min(MAX_AUTO_WORKERS, cores - busy))
 
 
 def split_indices(n_train: int, n_test: int, config: TrainConfig):

@@ -19,6 +19,10 @@ with ``torch.func``:
   `run`), its own subset/validation split when seeds differ, its own divergence
   check, hook, W&B run (its logger) and summary, through the `Recorder` that `run` uses.
 
+A model with buffers (`packing_refusal`) or data on the streaming path (`lrtrack.data`)
+cannot be stacked this way: `run_packed` then says so in one line and trains the configs
+one by one with `lrtrack.train.run`.
+
 A member that diverges, is stopped by its hook or reaches its own ``epochs`` finishes
 its W&B run at the end of that epoch and drops out: the remaining members are
 re-stacked and go on undisturbed. Results equal training each config alone with
