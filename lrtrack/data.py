@@ -195,9 +195,8 @@ def _user_cache() -> Path:
 
 
 def load_data(config: TrainConfig, device: torch.device) -> Data:
-    """``config.dataset``'s splits (subsets, validation split) on the path `choose_path` picks."""
-    import torch
-
+    """``config.dataset``'s splits (subsets, validation split) on the path `choose_path` picks.
+    A streaming `Data` holds worker processes until `Data.close`."""
     source = open_source(config.dataset, json.dumps(config.dataset_args, sort_keys=True),
                          str(default_data_dir(config.data_dir)))
     train, val, test = split_indices(len(source.train), len(source.test), config)

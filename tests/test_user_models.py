@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from clitools import create, finished_configs, lrtrack, show
+from clitools import finished_configs, lrtrack, show
 from conftest import REPO
 
 from lrtrack import wandb_files
