@@ -17,8 +17,10 @@ read off the curve. It reads top to bottom:
    `lr_find` runs it for a `TrainConfig` (the same data, model, optimizer, batch size
    and precision as ``lrtrack train``) with K seeds: seed ``s`` builds its weights as
    `lrtrack.train.run` does (``torch.manual_seed(s)``) and its data order from
-   ``s + 1``; the global RNG state is restored afterwards. Where the model allows
-   (no buffers, such as BatchNorm's running statistics), the K repeats train
+   ``s + 1``; the global RNG state is restored afterwards. The batches come from
+   either data path of `lrtrack.data` (resident or streaming), epoch after epoch
+   until ``num_iter`` batches are taken. Where the model and data allow (no buffers,
+   such as BatchNorm's running statistics; resident data), the K repeats train
    together with the ``torch.func.vmap`` machinery of packed training
    (`lrtrack.pack`); otherwise one after another. Both give the same curves up to
    floating-point rounding.
@@ -51,6 +53,7 @@ if TYPE_CHECKING:
     import torch
 
     from lrtrack.config import TrainConfig
+    from lrtrack.data import Split, StreamSplit
 
 #: How a curve ended: it ran all ``num_iter`` batches, the smoothed loss exceeded
 #: ``stop_factor`` times its best, or a loss was NaN/inf.
@@ -262,8 +265,23 @@ def range_test(model: torch.nn.Module, optimizer: torch.optim.Optimizer, batches
     return recorder.end()
 
 
+def cycled_batches(split: Split | StreamSplit, batch_size: int, drop_last: bool,
+                   generator: torch.Generator) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """``(x, y)`` batches of ``split`` epoch after epoch, each epoch in a fresh seeded order, as
+    `lrtrack.train.train_epoch` draws them, from either data path (`lrtrack.data`): the range
+    test takes as many batches as ``num_iter`` asks, however small the split."""
+    import torch
+
+    from lrtrack.train import samples_per_epoch
+
+    end = samples_per_epoch(len(split), batch_size, drop_last)
+    while True:
+        yield from split.train_batches(torch.randperm(len(split), generator=generator), batch_size, end)
+
+
 def batch_indices(n: int, batch_size: int, drop_last: bool, generator: torch.Generator) -> Iterator[torch.Tensor]:
-    """Index batches epoch after epoch, each epoch in a fresh seeded order, as `lrtrack.train.train_epoch` does."""
+    """Index batches epoch after epoch, each epoch in a fresh seeded order, as `lrtrack.train.train_epoch`
+    does: the seeds trained together (`_batched_curves`) gather their batches from resident tensors."""
     import torch
 
     from lrtrack.train import samples_per_epoch
@@ -279,8 +297,8 @@ def lr_find(config: TrainConfig, settings: RangeTestSettings, on_step: StepHook 
             batched: bool | None = None) -> RangeTestResult:
     """The range test of ``config`` with ``settings.seeds`` seeds (``config.seed`` onwards).
 
-    ``batched`` None trains the seeds together with vmap where the model allows
-    (`can_batch`); False forces one after another. The global RNG state is restored.
+    The seeds train together with vmap where the model and data allow (`can_batch`) unless
+    ``batched`` is False, which forces one after another. The global RNG state is restored.
     """
     import torch
 
@@ -289,29 +307,35 @@ def lr_find(config: TrainConfig, settings: RangeTestSettings, on_step: StepHook 
     seeds = [config.seed + k for k in range(settings.seeds)]
     device = resolve_device(config.device)
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
-        if batched is None:
-            batched = len(seeds) > 1 and can_batch(config, device)
-        curves = _batched_curves(config, settings, seeds, device, on_step) if batched and len(seeds) > 1 else [
+        batched = len(seeds) > 1 and batched is not False and can_batch(config, device)
+        curves = _batched_curves(config, settings, seeds, device, on_step) if batched else [
             _single_curve(config.model_copy(update={"seed": seed}), settings, device, on_step) for seed in seeds]
-    return RangeTestResult.from_curves(config, settings, seeds, curves, batched=bool(batched and len(seeds) > 1))
+    return RangeTestResult.from_curves(config, settings, seeds, curves, batched=batched)
 
 
 def can_batch(config: TrainConfig, device: torch.device) -> bool:
-    """True when the model has no buffers (vmap cannot update BatchNorm-style running statistics in place)."""
+    """True when the data is resident (the seeds' batches are gathered from its tensors) and the
+    model has no buffers (vmap cannot update BatchNorm-style running statistics in place)."""
     import torch
 
     from lrtrack.data import load_data
     from lrtrack.models import build_model
 
     data = load_data(config, device)
-    with torch.random.fork_rng(devices=[]):
-        model = build_model(config, data.input_shape, data.num_classes)
+    try:
+        if data.path != "resident":
+            return False
+        with torch.random.fork_rng(devices=[]):
+            model = build_model(config, data.input_shape, data.num_classes)
+    finally:
+        data.close()
     return not list(model.buffers())
 
 
 def _single_curve(config: TrainConfig, settings: RangeTestSettings, device: torch.device,
                   on_step: StepHook | None) -> Curve:
-    """One seed's curve: the model, optimizer and data order `lrtrack.train.run` would use."""
+    """One seed's curve: the model, optimizer and batches `lrtrack.train.run` would use, on
+    whichever data path `lrtrack.data.load_data` takes (a streaming path's workers end with it)."""
     import torch
 
     from lrtrack.data import load_data
@@ -319,14 +343,16 @@ def _single_curve(config: TrainConfig, settings: RangeTestSettings, device: torc
     from lrtrack.train import build_optimizer, precision_context
 
     data = load_data(config, device)
-    torch.manual_seed(config.seed)
-    model = build_model(config, data.input_shape, data.num_classes).to(device)
-    optimizer = build_optimizer(config.model_copy(update={"lr": settings.start_lr}), model.parameters())
-    order = batch_indices(len(data.train), config.batch_size, config.drop_last,
-                          torch.Generator().manual_seed(config.seed + 1))
-    train = data.train
-    batches = ((train.x.index_select(0, i.to(device)), train.y.index_select(0, i.to(device))) for i in order)
-    return range_test(model, optimizer, batches, settings, precision=precision_context(config, device), on_step=on_step)
+    try:
+        torch.manual_seed(config.seed)
+        model = build_model(config, data.input_shape, data.num_classes).to(device)
+        optimizer = build_optimizer(config.model_copy(update={"lr": settings.start_lr}), model.parameters())
+        batches = cycled_batches(data.train, config.batch_size, config.drop_last,
+                                 torch.Generator().manual_seed(config.seed + 1))
+        return range_test(model, optimizer, batches, settings, precision=precision_context(config, device),
+                          on_step=on_step)
+    finally:
+        data.close()
 
 
 def _batched_curves(config: TrainConfig, settings: RangeTestSettings, seeds: list[int], device: torch.device,

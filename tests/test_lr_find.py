@@ -14,6 +14,7 @@ from clitools import create, lrtrack
 from lrtrack import wandb_files
 from lrtrack.config import TrainConfig
 from lrtrack.lr_find import (
+    COMPLETED,
     DIVERGED,
     NON_FINITE,
     CurveRecorder,
@@ -173,6 +174,36 @@ def test_seeds_trained_together_equal_seeds_one_after_another():
     for a, b in zip(together.curves, apart.curves):
         assert a.lrs == b.lrs
         assert a.losses == pytest.approx(b.losses, rel=1e-4)
+
+
+# ---------------------------------------------------------------- both data paths
+
+def test_lr_find_streams_data_over_the_budget_cycling_the_loader_like_the_resident_path():
+    """FakeData (a dataset by reference) over ``resident_budget_mb`` takes the streaming path (a
+    DataLoader with a worker process): the range test takes more batches than an epoch holds and
+    gets the resident path's curves exactly; the seeds run one after another; no worker outlives it."""
+    import multiprocessing
+
+    import torch
+
+    from lrtrack.data import load_data
+
+    fake = dict(dataset="torchvision.datasets:FakeData", model="fcn", optimizer="sgd", batch_size=16, device="cpu",
+                dataset_args={"size": 60, "image_size": [1, 8, 8], "num_classes": 4})  # 48 training items: 3 batches
+    streamed_config = TrainConfig(**fake, resident_budget_mb=0.01, loader_workers=1)
+    data = load_data(streamed_config, torch.device("cpu"))
+    data.close()
+    assert data.path == "streaming"
+    settings = RangeTestSettings(num_iter=12, seeds=2, end_lr=0.1)
+
+    streamed = lr_find(streamed_config, settings)
+    resident = lr_find(TrainConfig(**fake), settings, batched=False)
+    assert not streamed.batched  # seeds train together only on resident tensors
+    assert not multiprocessing.active_children()
+    for ours, theirs in zip(streamed.curves, resident.curves, strict=True):
+        assert ours.stop == COMPLETED and len(ours.lrs) == settings.num_iter
+        assert (ours.lrs, ours.losses) == (theirs.lrs, theirs.losses)
+    assert streamed.curves[0].losses != streamed.curves[1].losses  # each seed its own weights and order
 
 
 # ---------------------------------------------------------------- the command end to end
