@@ -14,7 +14,7 @@ import math
 from pathlib import Path
 from typing import Any, Sequence
 
-from lrtrack.config import format_value
+from lrtrack.formatting import format_value
 
 #: One colour per configuration (matplotlib's tab10, then tab20 for bigger grids).
 _STYLE = {

@@ -15,6 +15,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from lrtrack.errors import UserError
+from lrtrack.formatting import format_value
 
 OptimizerName = Literal["sgd", "adam", "adamw", "rmsprop"]
 SchedulerName = Literal["none", "step", "cosine", "exponential", "onecycle", "plateau"]
@@ -23,11 +24,6 @@ SchedulerName = Literal["none", "step", "cosine", "exponential", "onecycle", "pl
 IMAGE_SIZE = {"mnist": 28, "fashion-mnist": 28, "digits": 8}
 #: Smallest input side each model accepts (two 3x3 convs without padding need 14).
 MIN_IMAGE_SIZE = {"fcn": 1, "mlp2": 1, "cnn": 4, "cnn-small": 14}
-
-
-def format_value(value: Any) -> str:
-    """How a config value is shown everywhere (labels, tables, chart ticks): ``0.001``, ``adam``."""
-    return f"{value:g}" if isinstance(value, float) else str(value)
 
 
 def flat_settings(values: dict[str, Any]) -> dict[str, Any]:

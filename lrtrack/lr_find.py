@@ -46,7 +46,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from lrtrack.config import format_value
+from lrtrack.formatting import format_value
 from lrtrack.errors import UserError
 
 if TYPE_CHECKING:

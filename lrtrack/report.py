@@ -26,8 +26,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from lrtrack.config import ExpectedResult, Metric, TrainConfig, flat_settings, format_value
+from lrtrack.config import ExpectedResult, Metric, TrainConfig, flat_settings
 from lrtrack.errors import LrtrackError, UserError
+from lrtrack.formatting import format_difference, format_metric, format_value, is_accuracy
 from lrtrack.verdicts import COMPLETED, Verdict, judge, rules_text
 
 if TYPE_CHECKING:
@@ -278,17 +279,6 @@ def _rows_from_wandb(record: SweepRecord, swept: list[str], fixed: dict[str, Any
     return rows
 
 
-# ---------------------------------------------------------------- cell formatting
-
-
-def _fmt(key: str, value: float | None) -> str:
-    if value is None:
-        return "—"
-    if not math.isfinite(value):
-        return str(value)
-    return f"{value:.2%}" if key.endswith("acc") else f"{value:.4g}"
-
-
 # ---------------------------------------------------------------- measured vs published
 
 
@@ -311,13 +301,11 @@ class ComparisonLine:
         return "diff-pos" if (self.difference > 0) == higher_is_better else "diff-neg"
 
     def text(self, which: str) -> str:
-        value = {"published": self.published, "measured": self.measured, "difference": self.difference}[which]
-        if value is None:
-            return "—"
+        """``published``, ``measured`` or ``difference``, as shown (`lrtrack.formatting`)."""
         key = self.metric.split(" ")[0]
         if which == "difference":
-            return f"{value * 100:+.2f} pts" if key.endswith("acc") else f"{value:+.4f}"
-        return _fmt(key, value) if key.endswith("acc") else f"{value:.4f}"
+            return format_difference(key, self.difference)
+        return format_metric(key, {"published": self.published, "measured": self.measured}[which])
 
 
 @dataclass
@@ -382,13 +370,9 @@ def cell(row: ConfigResult, key: str) -> tuple[str, Any]:
     if key == "best/epoch":
         return (str(row.best_epoch) if row.best_epoch is not None else "—"), row.best_epoch
     value = row.final(key)
-    if value is None:
-        return "—", None
-    if key == "perf/run_seconds":
+    if key == "perf/run_seconds" and value is not None:
         return f"{value:.1f} s", value
-    if key.endswith("loss"):
-        return (f"{value:.4f}" if math.isfinite(value) else str(value)), value
-    return _fmt(key, value), value
+    return format_metric(key, value), value
 
 
 def results_markdown(study: StudyData) -> str:
@@ -485,7 +469,7 @@ def charts(study: StudyData) -> list[dict[str, str]]:
         rest = f", best over {', '.join(study.swept[2:])}" if len(study.swept) > 2 else ""
         figures.append(("heatmap", f"Final {key}", draw.heatmap(
             "heatmap", x_name, x_values, y_name, y_values, cells,
-            title=f"Final {key} by {x_name} and {y_name}{rest}", percent=key.endswith("acc"))))
+            title=f"Final {key} by {x_name} and {y_name}{rest}", percent=is_accuracy(key))))
     if study.range_test is not None:
         figures.append(_range_test_chart(study))
     return [{"id": chart_id, "title": title, "svg": svg} for chart_id, title, svg in figures]

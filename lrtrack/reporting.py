@@ -15,6 +15,8 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
+from lrtrack.formatting import format_metric
+
 #: Environment variable naming a worker started by ``lrtrack agent --workers/--gpus``.
 WORKER_ENV = "LRTRACK_WORKER"
 
@@ -31,21 +33,6 @@ SHORT_LABELS = {
     "perf/samples_per_second": "samples/s",
     "best/val_acc": "best val acc",
 }
-
-
-def format_metric(key: str, value: Any) -> str:
-    """A metric as shown on the terminal: accuracies in %, ``lr`` with 3 digits, losses with 4."""
-    if value is None:
-        return "-"
-    if isinstance(value, float):
-        if key.endswith("/acc") or key.endswith("_acc"):
-            return f"{value:.2%}"
-        if key == "lr":
-            return f"{value:.3g}"
-        if key.startswith("perf/"):
-            return f"{value:.3g}"
-        return f"{value:.4f}"
-    return str(value)
 
 
 def where_text(folder: Path | str | None) -> str:

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable
 
 from lrtrack.errors import UserError
+from lrtrack.formatting import is_accuracy
 from lrtrack.report import COMPLETED, compare_expected, config_label, load_study
 
 if TYPE_CHECKING:
@@ -352,7 +353,7 @@ def _base(line: ComparisonLine) -> str | None:
 
 def _tolerance_check(line: ComparisonLine, tolerances: dict[str, float]) -> tuple[str, bool]:
     tolerance = tolerances[line.metric]
-    shown = f"{tolerance * 100:g} points" if line.metric.endswith("acc") else f"{tolerance:g}"
+    shown = f"{tolerance * 100:g} points" if is_accuracy(line.metric) else f"{tolerance:g}"
     ok = line.difference is not None and abs(line.difference) <= tolerance + 1e-12
     return f"{line.metric} within {shown} of published", ok
 

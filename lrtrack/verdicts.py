@@ -43,7 +43,7 @@ import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from lrtrack.config import format_value
+from lrtrack.formatting import format_metric, format_value, is_accuracy
 
 if TYPE_CHECKING:
     from lrtrack.report import ConfigResult, StudyData
@@ -103,7 +103,7 @@ def judge(study: StudyData) -> dict[int, Verdict]:
         for row in candidates:
             if short[row.run]:
                 row.verdict = Verdict(row.state, "ok" if row.state == "running" else "bad",
-                                      f"{short[row.run]}, {key} {_fmt(key, row.final(key))}; not ranked against "
+                                      f"{short[row.run]}, {key} {format_metric(key, row.final(key))}; not ranked against "
                                       f"runs that trained to the end")
     else:
         ranked = candidates  # nothing complete yet: rank what there is, and say so (below)
@@ -158,7 +158,7 @@ def _near_chance_by_rate(study: StudyData, ranked: list[ConfigResult], maximize:
         if lr < best_lr and learning:
             key = study.metric.name
             gap = abs(best.final(key) - row.final(key))
-            behind = f"{_gap_text(key, gap, best.final(key))} behind the best ({best.label}: {_fmt(key, best.final(key))})"
+            behind = f"{_gap_text(key, gap, best.final(key))} behind the best ({best.label}: {format_metric(key, best.final(key))})"
             row.verdict = Verdict("too slow", "slow", f"rate {format_value(lr)} below the best's "
                                   f"{format_value(best_lr)}, {behind}: {row.verdict.reason}, but still learning "
                                   f"({learning})")
@@ -173,22 +173,22 @@ def _ranked_verdict(row: ConfigResult, best: ConfigResult, overall: ConfigResult
     learning = still_learning(row)
     if row is best:
         if row is overall:
-            reason = f"final {key} {_fmt(key, value)}, {'highest' if maximize else 'lowest'} of {ranked} configs"
+            reason = f"final {key} {format_metric(key, value)}, {'highest' if maximize else 'lowest'} of {ranked} configs"
             if excluded:
                 reason += f" (not ranked: {', '.join(excluded)})"
             label = "best"
         else:
-            reason = f"final {key} {_fmt(key, value)}, the best of its group; overall best {overall.label}: " \
-                     f"{_fmt(key, overall.final(key))}"
+            reason = f"final {key} {format_metric(key, value)}, the best of its group; overall best {overall.label}: " \
+                     f"{format_metric(key, overall.final(key))}"
             label = f"best for {_group_label(row, study)}"
         if learning:
             reason += f"; still learning at epoch {row.epochs_run} ({learning})"
         return Verdict(label, "good" if row is overall else "ok", reason)
     gap = (best_value - value) if maximize else (value - best_value)
-    behind = f"{_gap_text(key, gap, best_value)} behind the best ({best.label}: {_fmt(key, best_value)})"
+    behind = f"{_gap_text(key, gap, best_value)} behind the best ({best.label}: {format_metric(key, best_value)})"
     drop = _drop_from_best(row)
     if _is_close(key, gap, best_value) and not drop:
-        return Verdict("within 1 point of best" if key.endswith("acc") else "close to best", "ok", behind)
+        return Verdict("within 1 point of best" if is_accuracy(key) else "close to best", "ok", behind)
     lr, best_lr = row.config.get("lr"), best.config.get("lr")
     if by_lr and isinstance(lr, (int, float)) and isinstance(best_lr, (int, float)) and lr != best_lr:
         if lr < best_lr:
@@ -343,16 +343,10 @@ def _drop_from_best(row: ConfigResult) -> str:
 
 
 def _is_close(key: str, gap: float, best: float) -> bool:
-    return gap <= CLOSE_POINTS + 1e-12 if key.endswith("acc") else gap <= 0.05 * abs(best)
+    return gap <= CLOSE_POINTS + 1e-12 if is_accuracy(key) else gap <= 0.05 * abs(best)
 
 
 def _gap_text(key: str, gap: float, best: float) -> str:
-    if key.endswith("acc"):
+    if is_accuracy(key):
         return f"{gap * 100:.2f} points"
     return f"{gap:.4g} ({gap / abs(best):.0%})" if best else f"{gap:.4g}"
-
-
-def _fmt(key: str, value: float | None) -> str:
-    from lrtrack.report import _fmt as report_fmt
-
-    return report_fmt(key, value)

@@ -156,7 +156,7 @@ def _command(*path: str):
 def test_every_settings_field_is_a_flag_with_its_description_and_default(model, command):
     import importlib
 
-    from lrtrack.config import format_value
+    from lrtrack.formatting import format_value
 
     module, name = model.split(":")
     settings = getattr(importlib.import_module(module), name)

@@ -32,7 +32,7 @@ import typer
 from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 
-from lrtrack.config import format_value
+from lrtrack.formatting import format_value
 
 if TYPE_CHECKING:
     from lrtrack.config import TrainConfig

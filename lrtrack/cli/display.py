@@ -12,7 +12,8 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
-from lrtrack.reporting import SHORT_LABELS, format_metric
+from lrtrack.formatting import format_metric
+from lrtrack.reporting import SHORT_LABELS
 
 if TYPE_CHECKING:
     from lrtrack.studies import Row, Study

@@ -13,7 +13,7 @@ import time
 from collections import Counter
 from typing import TYPE_CHECKING, Any
 
-from lrtrack.config import format_value
+from lrtrack.formatting import format_value
 
 if TYPE_CHECKING:
     from lrtrack.report import StudyData
