@@ -2,12 +2,12 @@
 
 A study is a sweep file in ``sweeps/`` whose ``expected:`` entries hold the
 published figures. `reproduce_rows` reads a finished sweep through the report's
-data path (`lrtrack.report.load_study`: per-epoch history, summary, computed
+data path (`lrtrack.report.study.load_study`: per-epoch history, summary, computed
 verdict per config) and returns one `Row` per configuration, each with the
 checks that decide whether the reproduction passed:
 
 - **numbers**, where our data are the study's own (study A: full Fashion-MNIST):
-  ``|measured - published| <= tolerance`` for the metrics in `Study.tolerances`;
+  ``|measured - published| <= tolerance`` for the metrics in `PublishedStudy.tolerances`;
 - **shape**, where our data differ (the shared MNIST subset has 8,000 / 2,000
   images, not 60,000 / 10,000): which rate is best, which diverges or stays near
   chance, which is still improving, which rate was used in which epoch.
@@ -25,11 +25,14 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from lrtrack.errors import UserError
 from lrtrack.formatting import is_accuracy
-from lrtrack.report import COMPLETED, compare_expected, config_label, load_study
+from lrtrack.report.compare import compare_expected
+from lrtrack.report.study import config_label, load_study
+from lrtrack.verdicts import COMPLETED
 
 if TYPE_CHECKING:
     from lrtrack.config import ExpectedResult, SweepSpec
-    from lrtrack.report import ComparisonLine, ConfigResult, StudyData
+    from lrtrack.report.compare import ComparisonLine
+    from lrtrack.report.study import ConfigResult, Study
     from lrtrack.store import Store
 
 #: "near chance" for the shape checks: below 20% accuracy on ten classes.
@@ -46,7 +49,7 @@ class Check:
 
     config: dict[str, Any]
     text: str  #: what is checked, as printed: "val/acc < 20%"
-    test: Callable[[ConfigResult, StudyData], bool]
+    test: Callable[[ConfigResult, Study], bool]
 
 
 def _final(row: ConfigResult, key: str = "val/acc") -> float:
@@ -54,7 +57,7 @@ def _final(row: ConfigResult, key: str = "val/acc") -> float:
     return value if value is not None and math.isfinite(value) else float("nan")
 
 
-def _finals(study: StudyData, key: str = "val/acc") -> list[float]:
+def _finals(study: Study, key: str = "val/acc") -> list[float]:
     return [value for row in study.rows if not math.isnan(value := _final(row, key))]
 
 
@@ -103,7 +106,7 @@ def still_improving(config: dict[str, Any], epochs_back: int = 1, key: str = "va
     """The last epoch's ``key`` is above the value ``epochs_back`` epochs earlier."""
     text = f"{key} still rising (last epoch above epoch -{epochs_back})"
 
-    def test(row: ConfigResult, study: StudyData) -> bool:
+    def test(row: ConfigResult, study: Study) -> bool:
         values = row.series(key)[1]
         return len(values) > epochs_back and _num(values[-1]) > _num(values[-1 - epochs_back])
 
@@ -114,7 +117,7 @@ def gain(config: dict[str, Any], from_epoch: int, points: float, key: str = "val
     """The final ``key`` is at least ``points`` above its value at epoch ``from_epoch``."""
     text = f"final {key} >= epoch {from_epoch} + {points * 100:g} points"
 
-    def test(row: ConfigResult, study: StudyData) -> bool:
+    def test(row: ConfigResult, study: Study) -> bool:
         epochs, values = row.series(key)
         at = dict(zip(epochs, values))
         return from_epoch in at and _final(row, key) >= _num(at[from_epoch]) + points
@@ -125,7 +128,7 @@ def gain(config: dict[str, Any], from_epoch: int, points: float, key: str = "val
 def stays_flat(config: dict[str, Any], points: float, key: str = "val/acc") -> Check:
     """No epoch's ``key`` is more than ``points`` above epoch 1's ("does not rise")."""
 
-    def test(row: ConfigResult, study: StudyData) -> bool:
+    def test(row: ConfigResult, study: Study) -> bool:
         values = [_num(v) for v in row.series(key)[1]]
         return len(values) > 1 and max(values) <= values[0] + points
 
@@ -135,7 +138,7 @@ def stays_flat(config: dict[str, Any], points: float, key: str = "val/acc") -> C
 def lr_per_epoch(config: dict[str, Any], rates: list[float], text: str) -> Check:
     """The ``lr`` logged for epochs 1..N is exactly ``rates`` (relative tolerance 1e-9)."""
 
-    def test(row: ConfigResult, study: StudyData) -> bool:
+    def test(row: ConfigResult, study: Study) -> bool:
         logged = row.series("lr")[1]
         return len(logged) == len(rates) and all(math.isclose(_num(a), b, rel_tol=1e-9) for a, b in zip(logged, rates))
 
@@ -145,7 +148,7 @@ def lr_per_epoch(config: dict[str, Any], rates: list[float], text: str) -> Check
 def lr_falling(config: dict[str, Any], start: float, end_below: float) -> Check:
     """The logged ``lr`` starts at ``start``, falls every epoch and ends below ``end_below``."""
 
-    def test(row: ConfigResult, study: StudyData) -> bool:
+    def test(row: ConfigResult, study: Study) -> bool:
         logged = [_num(v) for v in row.series("lr")[1]]
         falling = all(b < a for a, b in zip(logged, logged[1:]))
         return len(logged) > 1 and math.isclose(logged[0], start) and falling and logged[-1] < end_below
@@ -153,7 +156,7 @@ def lr_falling(config: dict[str, Any], start: float, end_below: float) -> Check:
     return Check(config, f"logged lr {start:g} falling every epoch to < {end_below:g}", test)
 
 
-def _row_for(study: StudyData, config: dict[str, Any]) -> ConfigResult:
+def _row_for(study: Study, config: dict[str, Any]) -> ConfigResult:
     """The measured row of ``config`` (raises ValueError when the sweep has none)."""
     if (row := study.row_for(config)) is None:
         raise ValueError(f"no run for {config}")
@@ -168,7 +171,7 @@ def _num(value: Any) -> float:
 
 
 @dataclass(frozen=True)
-class Study:
+class PublishedStudy:
     """How one sweep file is compared with its published figures."""
 
     compared: str  #: one sentence: what is compared and why (printed under the table)
@@ -196,8 +199,8 @@ def _schedule_checks() -> tuple[Check, ...]:
     )
 
 
-STUDIES: dict[str, Study] = {
-    "study-a-fashion-fcn-adam": Study(
+STUDIES: dict[str, PublishedStudy] = {
+    "study-a-fashion-fcn-adam": PublishedStudy(
         "Same data as the study (full Fashion-MNIST): the numbers themselves, val/acc (the test split) and "
         "train/acc within 1.5 points, and our verdicts equal the published ones; train/loss shown. Shape: lr 0.0001 "
         "the worst.",
@@ -205,7 +208,7 @@ STUDIES: dict[str, Study] = {
         checks=(worst(LR_4),),
         verdicts_checked=True,
     ),
-    "study-b-mnist-cnn-small": Study(
+    "study-b-mnist-cnn-small": PublishedStudy(
         "Our MNIST subset is 8,000 / 2,000 images (the study's 10,000 / 2,000), so the shape: lr 0.1 near chance, "
         "lr 0.01 >= 94% and best, lr 0.0001 in 40-85%, still improving and too slow (the verdicts the study "
         "draws). Published numbers shown.",
@@ -215,14 +218,14 @@ STUDIES: dict[str, Study] = {
             between(LR_4, 0.40, 0.85), still_improving(LR_4), verdict_in(LR_4, "too slow"),
         ),
     ),
-    "study-c-mnist-cnn-adam": Study(
+    "study-c-mnist-cnn-adam": PublishedStudy(
         "The study used full MNIST (60,000 / 10,000), we use the 8,000 / 2,000 subset, so the shape: lr 0.001 "
         ">= 96% (98% published) and within 1 point of the best, lr 0.0001 the worst and still improving. The "
         "study's '0.001 best, 0.01 unstable' is not checked: on the subset 0.01 ends 0.1 point below to 0.75 "
         "points above 0.001 depending on the seed (seeds 0-2).",
         checks=(at_least(LR_3, 0.96), best(LR_3, within=0.01), worst(LR_4), still_improving(LR_4)),
     ),
-    "study-d-mnist-cnn-sgd-batch10": Study(
+    "study-d-mnist-cnn-sgd-batch10": PublishedStudy(
         "The study used full MNIST split 80/20 (48,000 train: 24,000 SGD steps in 5 epochs), we use the subset "
         "(6,400 train: 3,200 steps), so the shape: lr 0.5 stays near chance and does not rise, lr 0.01 >= 90% "
         "(98.49% published) and best, lr 0.0001 learns slowly (val/acc up since epoch 1 and in the last epoch)"
@@ -234,22 +237,22 @@ STUDIES: dict[str, Study] = {
             verdict_in(LR_4, "too slow"),
         ),
     ),
-    "study-d-followup-lr0.0001-15-epochs": Study(
+    "study-d-followup-lr0.0001-15-epochs": PublishedStudy(
         "Shape only (no published numbers): 15 epochs help (val/acc at least 2 points above epoch 5) and have "
         "not converged (still rising over the last 5 epochs).",
         checks=(gain(LR_4, from_epoch=5, points=0.02), still_improving(LR_4, epochs_back=5)),
     ),
-    "study-e-mnist-mlp2-schedules": Study(
+    "study-e-mnist-mlp2-schedules": PublishedStudy(
         "The rate used in every epoch, exactly; and the shape: constant lr 0.1 fits the training set better than "
         "StepLR from 0.05. The published 98% / 75% are an exercise's illustration of overfitting: shown, not checked.",
         checks=(*_schedule_checks(), ahead_of(CONSTANT, STEP, key="train/acc")),
     ),
     # Quick CPU versions (sweeps/quick/), run by tests/test_studies.py: the same shapes, looser numbers.
-    "study-a-quick": Study(
+    "study-a-quick": PublishedStudy(
         "Quick (3,000 / 1,000 images, 2 epochs): shape only, lr 0.0001 the worst and 0.001 ahead of it.",
         checks=(worst(LR_4), ahead_of(LR_3, LR_4, margin=-0.01)),
     ),
-    "study-b-quick": Study(
+    "study-b-quick": PublishedStudy(
         "Quick (4,000 / 1,000 images): shape only, lr 0.1 near chance, lr 0.01 the best, lr 0.0001 behind it "
         "and still improving.",
         checks=(
@@ -257,29 +260,29 @@ STUDIES: dict[str, Study] = {
             best(LR_2), at_least(LR_2, 0.85), still_improving(LR_4), ahead_of(LR_2, LR_4, margin=-0.10),
         ),
     ),
-    "study-c-quick": Study(
+    "study-c-quick": PublishedStudy(
         "Quick (1,000 / 500 images, 2 epochs): shape only, lr 0.0001 the worst, 0.001 ahead of it.",
         checks=(worst(LR_4), ahead_of(LR_3, LR_4, margin=-0.05)),
     ),
-    "study-d-quick": Study(
+    "study-d-quick": PublishedStudy(
         "Quick (2,400 train, 600 validation, 3 epochs): shape only, lr 0.5 near chance or diverged, lr 0.01 the best, "
         "lr 0.0001 20+ points behind it.",
         checks=(verdict_in(LR_05, "diverged", "near chance"), best(LR_2), behind(LR_4, LR_2, 0.20)),
     ),
-    "study-e-quick": Study(
+    "study-e-quick": PublishedStudy(
         "Quick (800 train, 200 validation, 15 epochs): the rate used in every epoch, exactly.",
         checks=_schedule_checks(),
     ),
 }
 
 
-def study_for(name: str) -> Study:
+def study_for(name: str) -> PublishedStudy:
     """The checks of the study named ``name`` (a spec's name), or accuracies within
     `DEFAULT_TOLERANCES` for an unknown sweep."""
     known = STUDIES.get(name)
     if known is not None:
         return known
-    return Study(f"No shape checks are defined for {name!r}: published accuracies within 1.5 points.",
+    return PublishedStudy(f"No shape checks are defined for {name!r}: published accuracies within 1.5 points.",
                  tolerances=DEFAULT_TOLERANCES)
 
 
@@ -309,14 +312,14 @@ class Row:
         return all(ok for _, ok in self.checks) if self.checks else None
 
 
-def reproduce_rows(store: Store, sweep_id: str) -> tuple[Study, list[Row]]:
+def reproduce_rows(store: Store, sweep_id: str) -> tuple[PublishedStudy, list[Row]]:
     """Compare finished sweep ``sweep_id`` with its spec's ``expected:`` figures and its study's checks."""
     data = load_study(store, sweep_id)
     study = study_for(data.name)
     return study, rows_for(data, study)
 
 
-def rows_for(data: StudyData, study: Study) -> list[Row]:
+def rows_for(data: Study, study: PublishedStudy) -> list[Row]:
     """One `Row` per measured configuration, plus one per published or checked configuration not run."""
     comparisons = compare_expected(data)
     rows = []
@@ -358,7 +361,7 @@ def _tolerance_check(line: ComparisonLine, tolerances: dict[str, float]) -> tupl
     return f"{line.metric} within {shown} of published", ok
 
 
-def _safe(check: Check, result: ConfigResult, data: StudyData) -> bool:
+def _safe(check: Check, result: ConfigResult, data: Study) -> bool:
     """A check on a run with missing numbers fails rather than raising."""
     try:
         return bool(check.test(result, data))

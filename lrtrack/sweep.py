@@ -311,7 +311,7 @@ def describe(store: Store, sweep_id: str) -> dict[str, Any]:
     (`lrtrack.verdicts`, on the attempt the report shows; None on the others). ``sweep.progress`` is
     `progress`'s counts.
     """
-    from lrtrack.report import load_study, shown_attempt
+    from lrtrack.report.study import load_study, shown_attempt
 
     sweep = store.get_sweep(sweep_id)
     spec = spec_of(sweep)

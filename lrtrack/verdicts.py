@@ -46,7 +46,7 @@ from typing import TYPE_CHECKING
 from lrtrack.formatting import format_metric, format_value, is_accuracy
 
 if TYPE_CHECKING:
-    from lrtrack.report import ConfigResult, StudyData
+    from lrtrack.report.study import ConfigResult, Study
 
 #: "near chance": final accuracy at most this many times chance level.
 CHANCE_FACTOR = 1.5
@@ -60,7 +60,7 @@ WINDOW = 4
 MIN_GAIN = 0.002
 #: ...or train loss falls in every epoch of the window, by this fraction in all.
 MIN_LOSS_FALL = 0.02
-#: Attempt states of a run that ended on its own (the attempt a report shows, `lrtrack.report.shown_attempt`).
+#: Attempt states of a run that ended on its own (the attempt a report shows, `lrtrack.report.study.shown_attempt`).
 COMPLETED = ("finished", "diverged", "early-stopped")
 #: States in which a run with fewer epochs than configured still counts as complete.
 RAN_TO_END = ("finished", "diverged")
@@ -87,7 +87,7 @@ class Verdict:
     reason: str  #: the numbers that justify it
 
 
-def judge(study: StudyData) -> dict[int, Verdict]:
+def judge(study: Study) -> dict[int, Verdict]:
     """Give every config of ``study`` a verdict (see the module docstring); returns them by run number
     (what the dashboard and ``sweep show`` need)."""
     key, maximize = study.metric.name, study.metric.goal == "maximize"
@@ -117,7 +117,7 @@ def judge(study: StudyData) -> dict[int, Verdict]:
     return {row.run: row.verdict for row in study.rows if row.verdict is not None}
 
 
-def _rank(study: StudyData, ranked: list[ConfigResult], key: str, maximize: bool) -> None:
+def _rank(study: Study, ranked: list[ConfigResult], key: str, maximize: bool) -> None:
     """Verdicts of the runs that trained normally: by the rate's side within groups that tried two or
     more rates, by the plain rules (against the sweep's best) for the rest."""
     pick = max if maximize else min
@@ -141,7 +141,7 @@ def _rate(row: ConfigResult) -> float | None:
     return float(lr) if isinstance(lr, (int, float)) and not isinstance(lr, bool) else None
 
 
-def _near_chance_by_rate(study: StudyData, ranked: list[ConfigResult], maximize: bool, score) -> None:
+def _near_chance_by_rate(study: Study, ranked: list[ConfigResult], maximize: bool, score) -> None:
     """A near-chance run below its group's best rate that is still learning is ``too slow``
     (it has barely started); one above the best rate says so in its reason (too fast)."""
     bests = {}
@@ -168,7 +168,7 @@ def _near_chance_by_rate(study: StudyData, ranked: list[ConfigResult], maximize:
 
 
 def _ranked_verdict(row: ConfigResult, best: ConfigResult, overall: ConfigResult, key: str, maximize: bool,
-                    by_lr: bool, ranked: int, excluded: list[str], study: StudyData) -> Verdict:
+                    by_lr: bool, ranked: int, excluded: list[str], study: Study) -> Verdict:
     value, best_value = row.final(key), best.final(key)
     learning = still_learning(row)
     if row is best:
@@ -287,11 +287,11 @@ def _group_key(row: ConfigResult, swept: list[str]) -> str:
     return repr([format_value(row.config.get(k)) for k in swept if k != "lr"])
 
 
-def _group_label(row: ConfigResult, study: StudyData) -> str:
+def _group_label(row: ConfigResult, study: Study) -> str:
     return " ".join(f"{k}={format_value(row.config.get(k))}" for k in study.swept if k != "lr")
 
 
-def planned_epochs(row: ConfigResult, study: StudyData) -> int:
+def planned_epochs(row: ConfigResult, study: Study) -> int:
     """The epochs ``row`` was configured for: swept, else fixed, else `TrainConfig`'s default."""
     from lrtrack.config import TrainConfig
 
@@ -299,7 +299,7 @@ def planned_epochs(row: ConfigResult, study: StudyData) -> int:
     return int(value)
 
 
-def cut_short(row: ConfigResult, study: StudyData) -> str:
+def cut_short(row: ConfigResult, study: Study) -> str:
     """``stopped after 1 of 20 epochs (cancelled)`` / ``running: epoch 3 of 20`` for a run that has fewer
     epochs than configured and did not finish or diverge; '' for a complete run."""
     planned = planned_epochs(row, study)

@@ -296,7 +296,7 @@ def test_report_draws_the_range_test_beside_the_sweep_with_the_winning_lr():
 
     from lrtrack.config import TrainConfig as Config
     from lrtrack.lr_find import sweep_spec
-    from lrtrack.report import charts
+    from lrtrack.report.html import charts
     from lrtrack.verdicts import judge
 
     result = lr_find(Config(**DIGITS), RangeTestSettings(num_iter=30, end_lr=1.0))

@@ -20,13 +20,9 @@ from browser import chromium
 from clitools import lrtrack
 
 from lrtrack.config import ExpectedResult, Metric
-from lrtrack.report import (
-    ConfigResult,
-    StudyData,
-    compare_expected,
-    config_label,
-    render_html,
-)
+from lrtrack.report.compare import compare_expected
+from lrtrack.report.html import render_html
+from lrtrack.report.study import ConfigResult, Study, config_label
 from lrtrack.verdicts import judge
 
 LRS = [0.01, 0.2, 20.0]  # digits + SGD: too slow, good, diverging (train loss > 100 in epoch 1)
@@ -257,9 +253,9 @@ def run(number: int, lr: float, val_accs: list[float], losses: list[float], stat
 
 
 def study(rows: list[ConfigResult], swept: list[str] | None = None, fixed: dict | None = None,
-          expected: list[ExpectedResult] | None = None) -> StudyData:
+          expected: list[ExpectedResult] | None = None) -> Study:
     swept = swept or ["lr"]
-    return StudyData(
+    return Study(
         sweep_id="hand", name="hand-built", description="", backend="local", state="finished", project="p",
         entity=None, method="grid", metric=Metric(), swept=swept,
         parameters={k: {"values": sorted({r.config[k] for r in rows})} for k in swept},

@@ -12,11 +12,11 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
-from lrtrack.formatting import format_metric
+from lrtrack.formatting import MISSING, format_metric
 from lrtrack.reporting import SHORT_LABELS
 
 if TYPE_CHECKING:
-    from lrtrack.studies import Row, Study
+    from lrtrack.studies import Row, PublishedStudy
     from lrtrack.train import RunResult
 
 console = Console(highlight=False)
@@ -127,13 +127,13 @@ def print_sweep(description: dict[str, Any], wide: bool = False) -> None:
     print_table(table, wide)
 
 
-def print_reproduction(name: str, sweep_id: str, study: Study, rows: list[Row]) -> None:
+def print_reproduction(name: str, sweep_id: str, study: PublishedStudy, rows: list[Row]) -> None:
     """One table row per configuration: verdicts, measured vs published, checks, PASS/FAIL."""
     table = Table("config", "verdict (ours / published)", "measured vs published", "checks", "result",
                   title=f"{name} ({sweep_id}): measured vs published", caption=study.compared, show_lines=True)
     for row in rows:
-        published = row.expected.verdict if row.expected and row.expected.verdict else "—"
-        checks = "\n".join(f"{'✓' if ok else '✗'} {text}" for text, ok in row.checks) or "—"
+        published = row.expected.verdict if row.expected and row.expected.verdict else MISSING
+        checks = "\n".join(f"{'✓' if ok else '✗'} {text}" for text, ok in row.checks) or MISSING
         result = {True: "[green]PASS[/]", False: "[red]FAIL[/]", None: "shown"}[row.passed]
         table.add_row(row.label, f"{row.verdict} / {published}", _numbers(row), checks, result)
     console.print(table)
@@ -146,9 +146,9 @@ def _numbers(row: Row) -> str:
     """``val/acc 86.97% vs 87.00% (-0.03 pts)``, one line per metric; per-epoch lists as arrows."""
     if not row.lines:
         if row.result is None:
-            return "—"
+            return MISSING
         value = row.result.final("val/acc")
-        return f"val/acc {value:.2%}" if value is not None else "—"
+        return f"val/acc {value:.2%}" if value is not None else MISSING
     grouped: dict[str, list] = {}
     for line in row.lines:
         grouped.setdefault(line.metric.split(" ")[0], []).append(line)

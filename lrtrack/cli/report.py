@@ -23,7 +23,10 @@ def report(
 ) -> None:
     """Results table, per-epoch curves and a verdict per config. Without --html/--wandb: the table as Markdown."""
     from lrtrack.errors import LrtrackError, UserError
-    from lrtrack.report import load_study, results_markdown, save_wandb_report, wandb_report_json, write_html
+    from lrtrack.report.html import write_html
+    from lrtrack.report.study import load_study
+    from lrtrack.report.tables import results_markdown
+    from lrtrack.report.wandb_report import save_wandb_report, wandb_report_json
     from lrtrack.store import open_store
 
     if dry_run and not wandb:

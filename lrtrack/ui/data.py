@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from lrtrack.formatting import format_value
 
 if TYPE_CHECKING:
-    from lrtrack.report import StudyData
+    from lrtrack.report.study import Study
     from lrtrack.store import RunRecord, Store, SweepRecord
 
 #: At most this many points per curve; longer curves keep every k-th epoch and the last (and say so).
@@ -29,9 +29,9 @@ MAX_IMPORTANCE_ROWS = 2000
 STATES = ("pending", "running", "finished", "diverged", "early-stopped", "failed", "cancelled")
 
 
-def load_study(store: Store, sweep_id: str) -> StudyData:
+def load_study(store: Store, sweep_id: str) -> Study:
     """The report's view of a sweep, verdicts included: the one code path the table comes from."""
-    from lrtrack.report import load_study as report_study
+    from lrtrack.report.study import load_study as report_study
 
     return report_study(store, sweep_id)
 
@@ -133,9 +133,9 @@ def run_history(store: Store, sweep_id: str, number: int) -> list[dict[str, Any]
     return [{k: _json_number(v) if k != "epoch" else v for k, v in row.items()} for row in run.history]
 
 
-def results_table(study: StudyData) -> dict[str, Any]:
+def results_table(study: Study) -> dict[str, Any]:
     """The report's results table: columns, and per row the text shown and the raw value of each cell."""
-    from lrtrack.report import cell, results_columns
+    from lrtrack.report.tables import cell, results_columns
 
     columns = results_columns(study)
     header = [*study.swept, *(h for h, _ in columns), "verdict"]
@@ -153,7 +153,7 @@ def results_table(study: StudyData) -> dict[str, Any]:
     return {"columns": header, "rows": rows}
 
 
-def table_csv(study: StudyData) -> str:
+def table_csv(study: Study) -> str:
     """The results table as CSV: exactly the texts the page's table shows."""
     import csv
     import io
@@ -167,7 +167,7 @@ def table_csv(study: StudyData) -> str:
     return out.getvalue()
 
 
-def curves(study: StudyData) -> dict[str, Any]:
+def curves(study: Study) -> dict[str, Any]:
     """Train loss and validation accuracy per epoch, one line per config (running ones too)."""
     key, maximize = study.metric.name, study.metric.goal == "maximize"
     rows = [row for row in study.rows if row.history]
@@ -191,7 +191,7 @@ def curves(study: StudyData) -> dict[str, Any]:
     return {"lines": lines, "note": "; ".join(note)}
 
 
-def parcoords(study: StudyData) -> dict[str, Any]:
+def parcoords(study: Study) -> dict[str, Any]:
     """Parallel coordinates: the swept parameters (lr on a log10 axis) and the final metrics."""
     dims = []
     rows = [row for row in study.rows if row.history]
@@ -210,7 +210,7 @@ def parcoords(study: StudyData) -> dict[str, Any]:
     return {"dimensions": dims, "color": [_json_number(row.final(study.metric.name)) for row in rows]}
 
 
-def importance(study: StudyData) -> list[dict[str, Any]]:
+def importance(study: Study) -> list[dict[str, Any]]:
     """Per swept parameter: random-forest importance for the metric and its correlation with it
     (W&B's sweep page shows the same pair). Empty below two swept parameters or three results."""
     key = study.metric.name
