@@ -131,7 +131,7 @@ class Recorder:
         self.config, self.logger = config, logger
         self.data = dict(data or {})  #: `data_summary`: what the data turned out to be, kept in the summary
         self.history: list[dict[str, Any]] = []
-        self.best: dict[str, Any] = {"val/acc": -1.0, "epoch": 0, "state": None}
+        self.best: dict[str, Any] = {"val/acc": -1.0, "epoch": 0, "weights": None}  # the best epoch so far
         tick = time.perf_counter()
         logger.start(config)
         self.started = time.perf_counter()
@@ -143,7 +143,7 @@ class Recorder:
         self.history.append(metrics)
         self.logger.log_epoch(metrics)
         if metrics["val/acc"] > self.best["val/acc"]:
-            self.best = {"val/acc": metrics["val/acc"], "epoch": metrics["epoch"], "state": weights()}
+            self.best = {"val/acc": metrics["val/acc"], "epoch": metrics["epoch"], "weights": weights()}
         diverged = is_diverged(metrics["train/loss"], self.config.diverge_loss)
         if not diverged and scheduler is not None and self.config.scheduler != "onecycle":  # onecycle: per batch
             step_epoch_scheduler(scheduler, metrics["val/loss"])
@@ -409,7 +409,7 @@ def _log_files(logger: RunLogger, config: TrainConfig, weights: dict, best: dict
     folder = logger.files_dir
     final_path, best_path = folder / "final.pt", folder / "best.pt"
     torch.save(weights, final_path)
-    torch.save(best["state"] or weights, best_path)
+    torch.save(best["weights"] or weights, best_path)
     metadata = {"config": config.model_dump(), "best_epoch": best["epoch"], "best_val_acc": best["val/acc"]}
     logger.log_checkpoints({"final": final_path, "best": best_path}, metadata)
     logger.log_figure("curves", curves_figure(history, folder / "curves.png", title=config.label()))
