@@ -7,6 +7,11 @@ Two backends, chosen at creation and remembered in the store under the sweep id:
   runs and per-epoch history. No search is hand-written here.
 - ``wandb``: W&B's hosted controller (``wandb.sweep``); the store keeps only the
   sweep's id, spec and project so ``lrtrack agent <id>`` needs no backend flag.
+
+Three things share the word: W&B's ``sweeps`` package is the search engine (imported
+as ``from sweeps import ...``: here, and for its schema check in `lrtrack.config`), this module is lrtrack's operations on a
+sweep (imported by name: ``from lrtrack.sweep import propose``), and the ``sweeps/``
+folder holds sweep files (`lrtrack.config.SweepSpec`).
 """
 
 from __future__ import annotations

@@ -32,13 +32,13 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable
 
-from lrtrack import sweep as sweeps_lib
 from lrtrack.agent import signals
 from lrtrack.agent.settings import AgentSettings
 from lrtrack.errors import LrtrackError, StoreError, UserError
 from lrtrack.faults import fault_point
 from lrtrack.reporting import Reporter
 from lrtrack.store import new_id
+from lrtrack.sweep import propose, run_label, should_stop, spec_of, train_config
 
 if TYPE_CHECKING:
     from lrtrack.store import AttemptRecord, RunRecord, Store
@@ -124,12 +124,12 @@ class Agent:
                  report: Reporter | Callable[[str], None] | None = None, pack: int = 1) -> None:
         self.store = store
         self.sweep = store.get_sweep(sweep_id)
-        self.spec = sweeps_lib.spec_of(self.sweep)  # validated once, not per run
+        self.spec = spec_of(self.sweep)  # validated once, not per run
         self.settings = settings or AgentSettings()
         self.worker = default_worker_name()  #: how the store names this agent's attempts
         self.report = Reporter.wrap(report)  # every line the agent prints goes through it
         self.pack = pack
-        self.next_config = sweeps_lib.propose(self.sweep.wandb_config)
+        self.next_config = propose(self.sweep.wandb_config)
         self._open: dict[int, ClaimedAttempt] = {}  #: claimed attempts not recorded yet, by attempt id
         self._claiming: list[str] = []  #: claim tokens of a claim that may have committed unseen
         self._failures: tuple[str | None, int] = (None, 0)  #: the last error and how many runs in a row had it
@@ -183,7 +183,7 @@ class Agent:
         groups: dict[Any, list] = {}
         for member in claims:
             try:
-                key = pack_key(sweeps_lib.train_config(self.spec, member.run))
+                key = pack_key(train_config(self.spec, member.run))
             except UserError:
                 key = ("invalid", member.run.id)
             groups.setdefault(key, []).append(member)
@@ -218,14 +218,14 @@ class Agent:
 
         run, attempt = member.run, member.attempt
         try:
-            member.config = sweeps_lib.train_config(self.spec, run)
+            member.config = train_config(self.spec, run)
         except UserError as exc:
             self._record(member, "failed", {"state": "failed", "error": "; ".join(exc.problems)})
             return False
         from lrtrack.slurm import SlurmTask
 
         task = SlurmTask.from_env()
-        member.label = sweeps_lib.run_label(self.spec, member.config)
+        member.label = run_label(self.spec, member.config)
         member.logger = WandbLogger(
             self.sweep.project, self.sweep.entity,
             mode="offline" if self.settings.offline else None,
@@ -355,7 +355,7 @@ class Agent:
             if member.heartbeat is not None and (reason := member.heartbeat.stop_reason):
                 self.report(f"run {member.run.number}: stopping after epoch {metrics['epoch']} ({reason})")
                 return reason
-            if early_terminate and sweeps_lib.should_stop(
+            if early_terminate and should_stop(
                 self.sweep.wandb_config, self.store.runs(self.sweep.id), member.run.id
             ):
                 self.report(f"run {member.run.number}: stopped early by hyperband after epoch {metrics['epoch']}")
