@@ -16,7 +16,8 @@ from lrtrack.formatting import MISSING, format_metric
 from lrtrack.reporting import SHORT_LABELS
 
 if TYPE_CHECKING:
-    from lrtrack.studies import Row, PublishedStudy
+    from lrtrack.lr_find import RangeTestResult
+    from lrtrack.studies import PublishedStudy, Row
     from lrtrack.train import RunResult
 
 console = Console(highlight=False)
@@ -162,3 +163,27 @@ def _numbers(row: Row) -> str:
             published = " → ".join(line.text("published") for line in lines)
             texts.append(f"{metric} per epoch: {measured}\n  published: {published}")
     return "\n".join(texts)
+
+
+#: Below this fall of the median curve (a fraction of its first value) the command warns.
+NO_DESCENT = 0.02
+
+
+def print_lr_find(result: RangeTestResult) -> None:
+    """The suggestions side by side, with the numbers behind them and their spread over seeds."""
+    from lrtrack import lr_find as lib
+
+    seeds = len(result.seeds)
+    stops = ", ".join(f"seed {s}: {c.stop} after {len(c.lrs)}" for s, c in zip(result.seeds, result.curves))
+    columns = ["rule", "suggested lr", *(["seeds' range"] if seeds > 1 else []), "behind it"]
+    table = Table(*columns, title=f"LR range test ({'median of ' + str(seeds) + ' seeds' if seeds > 1 else 'one seed'})")
+    for rule, suggestion in result.suggestions.items():
+        name = f"{rule} (default)" if rule == result.default.rule else rule
+        spread = [lib.spread_text(result, rule)] if seeds > 1 else []
+        table.add_row(name, lib.describe_lr(suggestion.lr), *spread, suggestion.detail)
+    console.print(table)
+    console.print(f"curves: {stops}" + (" (seeds trained together with vmap)" if result.batched else ""))
+    if result.drop < NO_DESCENT:
+        console.print(f"[yellow]warning:[/] the smoothed loss fell only {result.drop:.1%} below its start: the curve "
+                      "shows no clear descent; the suggestions are unreliable (try a larger --num-iter)")
+    console.print(f"suggestion: lr = {lib.describe_lr(result.default.lr)} ({result.default.rule})")

@@ -15,8 +15,6 @@ from lrtrack.lr_find import RangeTestSettings
 
 Opt = typer.Option
 
-#: Below this fall of the median curve (a fraction of its first value) the command warns.
-NO_DESCENT = 0.02
 
 
 @app.command("lr-find")
@@ -36,6 +34,7 @@ def lr_find(
     """Learning-rate range test: the rate grows exponentially batch by batch; suggestions are read off the loss curve."""
     from lrtrack import lr_find as lib
     from lrtrack.cli.config_options import train_config_from
+    from lrtrack.cli.display import print_lr_find
     from lrtrack.errors import UserError
     from lrtrack.references import check_references
     from lrtrack.tracking import resolve_wandb_mode
@@ -52,7 +51,7 @@ def lr_find(
 
     with _progress(test_settings) as on_step:
         result = lib.lr_find(config, test_settings, on_step=on_step)
-    _print_result(result)
+    print_lr_find(result)
     if html is not None:
         typer.echo(f"chart: {lib.write_html(result, html)}")
     if write_sweep is not None:
@@ -84,26 +83,3 @@ def _progress(settings: RangeTestSettings):
             yield on_step
 
     return bar()
-
-
-def _print_result(result) -> None:
-    """The suggestions side by side, with the numbers behind them and their spread over seeds."""
-    from rich.table import Table
-
-    from lrtrack import lr_find as lib
-    from lrtrack.cli.display import console
-
-    seeds = len(result.seeds)
-    stops = ", ".join(f"seed {s}: {c.stop} after {len(c.lrs)}" for s, c in zip(result.seeds, result.curves))
-    columns = ["rule", "suggested lr", *(["seeds' range"] if seeds > 1 else []), "behind it"]
-    table = Table(*columns, title=f"LR range test ({'median of ' + str(seeds) + ' seeds' if seeds > 1 else 'one seed'})")
-    for rule, suggestion in result.suggestions.items():
-        name = f"{rule} (default)" if rule == result.default.rule else rule
-        spread = [lib.spread_text(result, rule)] if seeds > 1 else []
-        table.add_row(name, lib.describe_lr(suggestion.lr), *spread, suggestion.detail)
-    console.print(table)
-    console.print(f"curves: {stops}" + (" (seeds trained together with vmap)" if result.batched else ""))
-    if result.drop < NO_DESCENT:
-        console.print(f"[yellow]warning:[/] the smoothed loss fell only {result.drop:.1%} below its start: the curve "
-                      "shows no clear descent; the suggestions are unreliable (try a larger --num-iter)")
-    console.print(f"suggestion: lr = {lib.describe_lr(result.default.lr)} ({result.default.rule})")
