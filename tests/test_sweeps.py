@@ -65,26 +65,32 @@ def test_two_agents_finish_a_grid_exactly_once(tmp_path, offline_wandb):
 
 
 def test_killed_agent_is_detected_by_heartbeat_and_its_run_finished_by_another(tmp_path, offline_wandb, store_url):
-    # 600 epochs (~6 s idle, a warm epoch takes ~10 ms): the SIGKILL lands mid-run even when this test
-    # process is starved for seconds on a loaded machine; short enough to rerun
-    sweep_id = create(write_spec(tmp_path / "grid.yaml", [0.001, 0.003], epochs=600), store_url)
-    victim = spawn("agent", sweep_id, "--store", store_url, *FAST)
+    # The victim stops itself (SIGSTOP, heartbeat thread included) right after its 2nd epoch is
+    # stored (lrtrack.faults), then gets a real SIGKILL: the kill lands mid-run at a known epoch
+    # however loaded the machine is, so 4 epochs suffice. The agents' grace is short (3 s): the
+    # rescuer starts after the kill and is the only live agent, so nothing alive can look stale.
+    grace = 3.0
+    agent_args = ["--store", store_url, "--heartbeat-seconds", "0.5", "--grace-seconds", str(grace),
+                  "--poll-seconds", "0.5"]
+    sweep_id = create(write_spec(tmp_path / "grid.yaml", [0.001, 0.003], epochs=4), store_url)
+    victim = spawn("agent", sweep_id, *agent_args, env={**os.environ, "LRTRACK_FAULT": "epoch@2:SIGSTOP"})
     wait_for_epochs(store_url, sweep_id, 2)
     victim.send_signal(signal.SIGKILL)
     victim.wait()
+    assert victim.returncode == -signal.SIGKILL
 
-    rescuer = lrtrack("agent", sweep_id, "--store", store_url, *FAST)
+    rescuer = lrtrack("agent", sweep_id, *agent_args)
     assert rescuer.returncode == 0, rescuer.stderr
     description = show(sweep_id, store_url)
     assert finished_configs(description) == Counter(json.dumps({"lr": lr}) for lr in [0.001, 0.003])
     (crashed,) = [e for e in description["runs"] if e["state"] == "crashed"]
-    assert crashed["attempt"] == 1 and 2 <= crashed["epochs"] < 600
+    assert crashed["attempt"] == 1 and crashed["epochs"] == 2
     (retried,) = [e for e in description["runs"] if e["config"] == crashed["config"] and e["attempt"] == 2]
-    assert retried["state"] == "finished" and retried["epochs"] == 600
+    assert retried["state"] == "finished" and retried["epochs"] == 4
     assert retried["wandb_run_id"] != crashed["wandb_run_id"]
 
     # Declared dead by the database clock: its last heartbeat is at least the grace
-    # period (10 s) before the moment another agent requeued it.
+    # period before the moment another agent requeued it.
     from sqlalchemy import create_engine, text
 
     engine = create_engine(store_url.replace("postgresql://", "postgresql+psycopg://", 1))
@@ -92,7 +98,7 @@ def test_killed_agent_is_detected_by_heartbeat_and_its_run_finished_by_another(t
         silent = conn.execute(text(
             "SELECT a.ended_at - a.heartbeat_at FROM lrtrack_attempts a WHERE a.state = 'crashed'")).scalar_one()
     engine.dispose()
-    assert silent >= 10.0
+    assert silent >= grace
 
 
 def test_eight_agents_on_a_24_point_grid(tmp_path, offline_wandb):
