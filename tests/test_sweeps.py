@@ -40,6 +40,7 @@ def wait_for_epochs(store: str, sweep_id: str, epochs: int, runs: int = 1, timeo
             time.sleep(0.1)
 
 
+@pytest.mark.slow
 def test_two_agents_finish_a_grid_exactly_once(tmp_path, offline_wandb):
     store = f"sqlite:///{tmp_path}/store.db"
     sweep_id = create(write_spec(tmp_path / "grid.yaml", [0.001, 0.01, 0.05]), store)
@@ -64,6 +65,7 @@ def test_two_agents_finish_a_grid_exactly_once(tmp_path, offline_wandb):
         assert [row["epoch"] for row in rows] == [1, 2]
 
 
+@pytest.mark.slow
 def test_killed_agent_is_detected_by_heartbeat_and_its_run_finished_by_another(tmp_path, offline_wandb, store_url):
     # The victim stops itself (SIGSTOP, heartbeat thread included) right after its 2nd epoch is
     # stored (lrtrack.faults), then gets a real SIGKILL: the kill lands mid-run at a known epoch
@@ -101,6 +103,7 @@ def test_killed_agent_is_detected_by_heartbeat_and_its_run_finished_by_another(t
     assert silent >= grace
 
 
+@pytest.mark.slow
 def test_eight_agents_on_a_24_point_grid(tmp_path, offline_wandb):
     store = f"sqlite:///{tmp_path}/store.db"
     spec = tmp_path / "grid.yaml"
@@ -121,6 +124,7 @@ def test_eight_agents_on_a_24_point_grid(tmp_path, offline_wandb):
     assert len(description["runs"]) == 24  # no extra attempts: nothing crashed, nothing doubled
 
 
+@pytest.mark.slow
 def test_hyperband_stops_a_clearly_worse_run(tmp_path, offline_wandb):
     # One agent runs the grid in order, best lr first: at epoch 1 the third and fourth runs
     # fall below hyperband's threshold (W&B's `sweeps.stop_runs`, min_iter 1, eta 2).
@@ -138,6 +142,7 @@ def test_hyperband_stops_a_clearly_worse_run(tmp_path, offline_wandb):
     assert "stopped early by hyperband" in proc.stdout
 
 
+@pytest.mark.slow
 def test_sweep_run_prints_the_id_last_and_show_lists_it(tmp_path, offline_wandb):
     store = f"sqlite:///{tmp_path}/store.db"
     proc = lrtrack("sweep", "run", str(write_spec(tmp_path / "g.yaml", [0.01, 0.02], epochs=1)),
