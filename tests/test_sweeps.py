@@ -41,17 +41,18 @@ def wait_for_epochs(store: str, sweep_id: str, epochs: int, runs: int = 1, timeo
 
 
 @pytest.mark.slow
-def test_two_agents_finish_a_grid_exactly_once(tmp_path, offline_wandb):
+def test_two_agents_finish_a_grid_exactly_once_and_sweep_run_prints_the_id_last(tmp_path, offline_wandb):
+    # `sweep run --workers 2` starts two `lrtrack agent` processes that race for the grid's
+    # points: one multi-agent run checked for exactly-once, W&B's files and the CLI's output.
     store = f"sqlite:///{tmp_path}/store.db"
-    sweep_id = create(write_spec(tmp_path / "grid.yaml", [0.001, 0.01, 0.05]), store)
-    agents = [spawn("agent", sweep_id, "--store", store, *FAST) for _ in range(2)]
-    outputs = [agent.communicate(timeout=300) for agent in agents]
-    for agent, (out, err) in zip(agents, outputs):
-        assert agent.returncode == 0, err
-        assert "agent exits:" in out
+    lrs = [0.001, 0.01, 0.05]
+    proc = lrtrack("sweep", "run", str(write_spec(tmp_path / "grid.yaml", lrs)), "--workers", "2", "--store", store)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.count("agent exits:") == 2 and proc.stdout.count("exited with code 0") == 2, proc.stdout
+    sweep_id = proc.stdout.strip().splitlines()[-1]
 
     description = show(sweep_id, store)
-    assert finished_configs(description) == Counter(json.dumps({"lr": lr}) for lr in [0.001, 0.01, 0.05])
+    assert finished_configs(description) == Counter(json.dumps({"lr": lr}) for lr in lrs)
     assert description["sweep"]["state"] == "finished"
     assert len(description["runs"]) == 3
     for entry in description["runs"]:
@@ -59,10 +60,15 @@ def test_two_agents_finish_a_grid_exactly_once(tmp_path, offline_wandb):
         summary = wandb_files.read_summary(run_dir)
         assert summary["state"] == "finished"
         assert summary["config"]["lr"] == entry["config"]["lr"]
-        assert summary["config"]["sweep_id"] == sweep_id
         assert summary["summary"]["val/acc"] == pytest.approx(entry["metrics"]["val/acc"])
         rows = wandb_files.history_rows(wandb_files.read_records(run_dir))
         assert [row["epoch"] for row in rows] == [1, 2]
+
+    listing = lrtrack("sweep", "list", "--store", store)
+    (row,) = [line.split() for line in listing.stdout.splitlines() if sweep_id in line]
+    assert row[3:7] == ["3/3", "0", "0", "0"]  # finished, running, pending, failed
+    table = lrtrack("sweep", "show", sweep_id, "--store", store)
+    assert table.returncode == 0 and "finished" in table.stdout
 
 
 @pytest.mark.slow
@@ -140,21 +146,6 @@ def test_hyperband_stops_a_clearly_worse_run(tmp_path, offline_wandb):
     assert stopped, {lr: (e["state"], e["metrics"]["val/acc"]) for lr, e in runs.items()}
     assert all(e["epochs"] < 4 and e["config"]["lr"] <= 0.001 for e in stopped)
     assert "stopped early by hyperband" in proc.stdout
-
-
-@pytest.mark.slow
-def test_sweep_run_prints_the_id_last_and_show_lists_it(tmp_path, offline_wandb):
-    store = f"sqlite:///{tmp_path}/store.db"
-    proc = lrtrack("sweep", "run", str(write_spec(tmp_path / "g.yaml", [0.01, 0.02], epochs=1)),
-                   "--workers", "2", "--store", store)
-    assert proc.returncode == 0, proc.stderr
-    sweep_id = proc.stdout.strip().splitlines()[-1]
-    assert len(finished_configs(show(sweep_id, store))) == 2
-    listing = lrtrack("sweep", "list", "--store", store)
-    (row,) = [line.split() for line in listing.stdout.splitlines() if sweep_id in line]
-    assert row[3:7] == ["2/2", "0", "0", "0"]  # finished, running, pending, failed
-    table = lrtrack("sweep", "show", sweep_id, "--store", store)
-    assert table.returncode == 0 and "finished" in table.stdout
 
 
 def test_a_wandb_form_sweep_runs_quietly_with_a_line_per_run_start_epoch_and_end(tmp_path, offline_wandb):
