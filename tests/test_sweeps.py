@@ -120,7 +120,10 @@ def test_eight_agents_on_a_24_point_grid(tmp_path, offline_wandb):
         "fixed:\n  dataset: digits\n  epochs: 1\n  train_size: 300\n"
     )
     sweep_id = create(spec, store)
-    agents = [spawn("agent", sweep_id, "--store", store, *FAST) for _ in range(8)]
+    # No agent dies here, so a long grace costs nothing; with FAST's 10 s, nine processes starved on
+    # a loaded 2-core machine once missed heartbeats and 3 runs were (rightly) superseded and rerun.
+    settings = ["--heartbeat-seconds", "0.5", "--grace-seconds", "120", "--poll-seconds", "0.5"]
+    agents = [spawn("agent", sweep_id, "--store", store, *settings) for _ in range(8)]
     for agent in agents:
         _, err = agent.communicate(timeout=500)
         assert agent.returncode == 0, err
