@@ -50,9 +50,11 @@ run_pytest() {
   return "$rc"
 }
 
-# Two pytest workers, one test file each at a time: most tests wait on subprocesses
-# (agents, heartbeat grace periods, a PostgreSQL outage), so two files overlap well on 2 cores.
-run_pytest "$python" -m pytest -n 2 --dist loadfile "$@"
+# Two pytest workers handed tests one at a time, those marked `slow` first (tests/conftest.py):
+# most tests wait on subprocesses (agents, heartbeat grace periods, a PostgreSQL outage), so two
+# overlap well on 2 cores. Tests sharing a module-scoped setup or the one SLURM cluster carry an
+# `xdist_group` mark and stay on one worker.
+run_pytest "$python" -m pytest -n 2 --dist loadgroup "$@"
 
 if [ "$#" -eq 0 ]; then
   echo "--- the same command-line and store tests on the lowest declared versions (scripts/lower-bounds.txt)"

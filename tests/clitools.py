@@ -15,10 +15,10 @@ def lrtrack(*args: str, timeout: float = 600, **kwargs) -> subprocess.CompletedP
                           **kwargs)
 
 
-def spawn(*args: str) -> subprocess.Popen:
-    """Start ``python -m lrtrack ARGS`` in the background (an agent to kill, say)."""
+def spawn(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen:
+    """Start ``python -m lrtrack ARGS`` in the background (an agent to kill, say); ``env`` replaces the environment."""
     return subprocess.Popen([sys.executable, "-m", "lrtrack", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
+                            text=True, env=env)
 
 
 def create(spec: Path, store: str) -> str:

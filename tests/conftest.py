@@ -100,3 +100,13 @@ def pg_db(pg_url):
         with admin.connect() as conn:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
+
+
+@pytest.hookimpl(trylast=True)  # after pytest's own reordering by fixture scope
+def pytest_collection_modifyitems(items):
+    """Tests marked ``slow`` first (a stable sort: otherwise in collection order).
+
+    scripts/test.sh hands tests out one by one to two workers (``--dist loadgroup``);
+    starting the long ones first keeps one long test from running alone at the end.
+    """
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)

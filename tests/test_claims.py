@@ -127,6 +127,7 @@ def test_retry_requeues_failed_runs_as_new_attempts_in_one_transaction(store_url
         assert (again.run.number, again.attempt.number) == (first.run.number, 2)
 
 
+@pytest.mark.slow
 def test_sweep_retry_runs_failed_runs_again_and_show_lists_both_attempts(tmp_path, offline_wandb, data_dir):
     from lrtrack.config import load_spec
     from lrtrack.sweep import describe, retry

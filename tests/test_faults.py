@@ -96,6 +96,7 @@ def assert_exactly_once(store: str, sweep_id: str, wandb_dir: Path, points: int,
     return runs
 
 
+@pytest.mark.slow
 def test_a_stop_signal_at_every_point_leaves_each_attempt_recorded_once(tmp_path, offline_wandb):
     """One agent per named point, each SIGTERMed there, all at once on their own grid points,
     plus one SIGKILLed between the store's finish and W&B's; then a clean agent.
@@ -135,6 +136,7 @@ def test_a_stop_signal_at_every_point_leaves_each_attempt_recorded_once(tmp_path
     assert f"W&B run {killed_id} (run {killed_run.number} attempt 1, finished in the store): incomplete" in sync.stderr
 
 
+@pytest.mark.slow
 def test_an_exception_fails_the_attempt_and_the_same_error_again_and_again_stops_the_agent(tmp_path, offline_wandb):
     store = f"sqlite:///{tmp_path}/store.db"
     sweep_id = create(write_spec(tmp_path / "grid.yaml", [0.01, 0.02, 0.03]), store)
@@ -175,6 +177,7 @@ def test_preflight_a_missing_device_or_an_unwritable_wandb_dir_exits_2_before_cl
         assert all(not opened.runs(s.id) for s in opened.list_sweeps())  # nothing claimed
 
 
+@pytest.mark.slow
 def test_packed_members_are_recorded_one_by_one(tmp_path, offline_wandb):
     """--pack 2, members of 1 and 3 epochs; SIGTERM in epoch 2: the 1-epoch member stays finished."""
     store = f"sqlite:///{tmp_path}/store.db"

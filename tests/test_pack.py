@@ -129,6 +129,7 @@ def test_each_member_is_its_own_offline_wandb_run(offline_wandb):
         assert [a["type"] for a in wandb_files.artifacts(records)] == ["model"]
 
 
+@pytest.mark.slow
 def test_sweep_run_with_pack_3_through_the_cli(tmp_path, offline_wandb):
     spec = tmp_path / "grid.yaml"
     spec.write_text(

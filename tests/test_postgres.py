@@ -115,6 +115,7 @@ def own_server(pg_url):
 # ---------------------------------------------------------------- concurrency and faults
 
 
+@pytest.mark.slow
 def test_eight_agents_finish_a_24_point_grid_exactly_once_across_a_10s_server_outage(tmp_path, own_server):
     pg_db, server_dir = own_server
     lrs = [round(0.001 * (i + 1), 4) for i in range(8)]

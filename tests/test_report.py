@@ -25,6 +25,9 @@ from lrtrack.report.html import render_html
 from lrtrack.report.study import ConfigResult, Study, config_label
 from lrtrack.verdicts import judge
 
+# One worker runs this file (its module-scoped sweep is built once), and early (it is slow).
+pytestmark = [pytest.mark.xdist_group("report"), pytest.mark.slow]
+
 LRS = [0.01, 0.2, 20.0]  # digits + SGD: too slow, good, diverging (train loss > 100 in epoch 1)
 
 

@@ -159,6 +159,7 @@ def runs_of(store: str, sweep_id: str):
 
 @pytest.mark.postgres
 @pytest.mark.slow
+@pytest.mark.xdist_group("slurm")  # one test's jobs at a time on the one-node test cluster
 def test_a_job_array_of_3_runs_a_12_point_grid_exactly_once(tmp_path, offline_wandb, slurm_cluster, pg_db):
     sweep_id = create(write_grid(tmp_path / "g.yaml", [0.001, 0.003, 0.01, 0.03], ["sgd", "adam", "adamw"], 1), pg_db)
     job = submit(sweep_id, pg_db, tmp_path, "--array", "3")
@@ -183,6 +184,7 @@ def test_a_job_array_of_3_runs_a_12_point_grid_exactly_once(tmp_path, offline_wa
 
 @pytest.mark.postgres
 @pytest.mark.slow
+@pytest.mark.xdist_group("slurm")  # one test's jobs at a time on the one-node test cluster
 def test_usr1_and_scontrol_requeue_requeue_the_run_at_once_and_the_restarted_task_finishes_it(
         tmp_path, offline_wandb, slurm_cluster, pg_db):
     sweep_id = create(write_grid(tmp_path / "g.yaml", [0.001], ["adam"], 80), pg_db)  # signalled at epoch 2
