@@ -135,7 +135,10 @@ def register_with_wandb(spec: SweepSpec) -> str:
 
 
 def spec_of(sweep: SweepRecord) -> SweepSpec:
-    return SweepSpec(**sweep.spec)
+    """The sweep's spec as stored. Its types are validated again; the setting and engine checks
+    ran when the sweep was created (`create_sweep`) and are not repeated: the engine's schema
+    check imports scipy (about a second), which reading a sweep (`sweep show`) does not need."""
+    return SweepSpec.model_validate(sweep.spec, context={"checked": True})
 
 
 def engine_runs(runs: list[RunRecord]) -> list[Any]:
