@@ -38,11 +38,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable
 
 from lrtrack.errors import LrtrackError
+from lrtrack.states import State
 from lrtrack.tracking import MemoryLogger, RunLogger
 from lrtrack.train import (
-    FAILED,
-    FINISHED,
-    INTERRUPTED,
     EpochHook,
     Recorder,
     RunResult,
@@ -191,7 +189,7 @@ def run_packed(configs: list[TrainConfig], loggers: list[RunLogger] | None = Non
                 metrics = epoch_metrics(epoch, loss, acc, val, test, lr, seconds, len(datas[0].train))
                 stop = member.record.end_epoch(metrics, member.snapshot, member.scheduler, member.hook)
                 if stop or epoch == member.config.epochs:
-                    _finish(member, stop or FINISHED)
+                    _finish(member, stop or State.FINISHED)
             survivors = [member for member in active if member.state is None]
             if not survivors:
                 break
@@ -201,12 +199,12 @@ def run_packed(configs: list[TrainConfig], loggers: list[RunLogger] | None = Non
     except KeyboardInterrupt:
         for member in members:
             if member.state is None:
-                _finish(member, INTERRUPTED)
+                _finish(member, State.INTERRUPTED)
         raise
     except Exception:
         for member in members:
             if member.state is None:
-                _finish(member, FAILED)
+                _finish(member, State.FAILED)
         raise
     return [member.result for member in members]
 

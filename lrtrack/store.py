@@ -11,8 +11,7 @@ Vocabulary
 ----------
 - A **sweep** is one registered `SweepSpec` (its id is what ``lrtrack agent`` takes).
 - A **run** is one config W&B's ``sweeps`` engine proposed (``{"lr": 0.001}``);
-  it is ``pending`` until claimed, ``running``, then ends ``finished``,
-  ``diverged``, ``early-stopped``, ``failed`` or ``cancelled``.
+  its states and an attempt's are `lrtrack.states.State` (what each means is said there).
 - An **attempt** is one try at training a run, by one agent; it has its own W&B
   run id, heartbeat, per-epoch history and summary. A run whose agent died is
   requeued (its attempt marked ``crashed``) and tried again. Only ``failed`` and
@@ -81,6 +80,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator
 from lrtrack.errors import (
     LrtrackWarning, NoStoreError, StoreError, StoreGoneError, StoreOpenError, UnknownSweepError, UserError,
 )
+from lrtrack.states import FAILURES, RETRYABLE, RUN_ENDS, State
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection, Engine
@@ -91,15 +91,9 @@ DEFAULT_STORE = "sqlite:///.lrtrack/store.db"
 SCHEMA_VERSION = 2  # 2: lrtrack_sweeps.max_attempts, lrtrack_grid_points
 #: Failed or crashed attempts after which a run fails for good, unless the sweep says otherwise.
 DEFAULT_MAX_ATTEMPTS = 3
-#: Attempt states that count as failures toward ``max_attempts``.
-FAILURES = ("failed", "crashed")
 #: W&B run ids (and claim tokens) as lrtrack draws them and W&B accepts them: safe in a path or a glob.
 SAFE_ID = r"[A-Za-z0-9_-]{1,64}"
 
-#: Run states in which a run is over for good.
-RUN_DONE = ("finished", "diverged", "early-stopped", "failed", "cancelled")
-#: Attempt states after which the run goes back to ``pending`` (while attempts are left).
-RETRYABLE = ("crashed", "failed", "interrupted")
 
 #: How long one SQLite statement waits for another agent's write lock before `SqlStore._do` retries.
 SQLITE_BUSY_SECONDS = 1.0
@@ -299,10 +293,10 @@ def new_id() -> str:
 def run_state_after(attempt_state: str, failures: int, max_attempts: int) -> str:
     """The run's state once an attempt ended in ``attempt_state``; ``failures`` counts the
     run's failed and crashed attempts, this one included."""
-    if attempt_state == "interrupted":
-        return "pending"  # stopped on purpose (Ctrl-C, SIGTERM): always worth another try
+    if attempt_state == State.INTERRUPTED:
+        return State.PENDING  # stopped on purpose (Ctrl-C, SIGTERM): always worth another try
     if attempt_state in RETRYABLE:
-        return "pending" if failures < max_attempts else "failed"
+        return State.PENDING if failures < max_attempts else State.FAILED
     return attempt_state
 
 
@@ -537,7 +531,7 @@ class SqlStore(Store):
             retry = tries > 1  # only a retry may find the sweep already there (its lost COMMIT went through)
             if not retry or conn.execute(select(self._sweeps.c.id).where(self._sweeps.c.id == created)).first() is None:
                 conn.execute(self._sweeps.insert().values(
-                    id=created, name=name, backend=backend, state="running", spec=spec, wandb_config=wandb_config,
+                    id=created, name=name, backend=backend, state=State.RUNNING, spec=spec, wandb_config=wandb_config,
                     project=project, entity=entity, created_at=self._now(conn),
                     max_attempts=check_max_attempts(max_attempts),
                 ))
@@ -567,10 +561,10 @@ class SqlStore(Store):
     def set_sweep_state(self, sweep_id: str, state: str) -> None:
         def update(conn: Connection) -> None:
             conn.execute(self._sweeps.update().where(self._sweeps.c.id == sweep_id).values(state=state))
-            if state == "cancelled":
+            if state == State.CANCELLED:
                 conn.execute(self._runs.update()
-                             .where(self._runs.c.sweep_id == sweep_id, self._runs.c.state == "pending")
-                             .values(state="cancelled"))
+                             .where(self._runs.c.sweep_id == sweep_id, self._runs.c.state == State.PENDING)
+                             .values(state=State.CANCELLED))
 
         self.get_sweep(sweep_id)  # unknown id: UnknownSweepError
         self._do(update)
@@ -622,12 +616,12 @@ class SqlStore(Store):
             if self._has_grid_points(conn, sweep_id):
                 return self._claim_grid_point(conn, sweep_id, worker, grace_seconds, wandb_run_id)
             sweep = self._read_sweep(conn, sweep_id, lock=True)
-            if sweep.state != "running":
+            if sweep.state != State.RUNNING:
                 return Claim(reason=sweep.state)
             now = self._now(conn)
             self._requeue_stale(conn, sweep_id, now - grace_seconds, now, sweep.max_attempts)
             runs = self._load_runs(conn, sweep_id)
-            run = next((r for r in runs if r.state == "pending"), None)
+            run = next((r for r in runs if r.state == State.PENDING), None)
             reason = None
             if run is None:
                 cap = sweep.wandb_config.get("run_cap")
@@ -638,9 +632,9 @@ class SqlStore(Store):
                 else:
                     run = self._insert_run(conn, sweep_id, max((r.number for r in runs), default=0) + 1, config)
             if run is None:
-                if any(r.state == "running" for r in runs):
+                if any(r.state == State.RUNNING for r in runs):
                     return Claim(reason="wait")  # another agent's run may still go stale
-                conn.execute(self._sweeps.update().where(self._sweeps.c.id == sweep_id).values(state="finished"))
+                conn.execute(self._sweeps.update().where(self._sweeps.c.id == sweep_id).values(state=State.FINISHED))
                 return Claim(reason=reason)
             return Claim(run=run, attempt=self._insert_attempt(conn, run, worker, now, wandb_run_id))
 
@@ -675,15 +669,15 @@ class SqlStore(Store):
         a, r = self._attempts, self._runs
         stale = conn.execute(
             select(a.c.id, a.c.run_id, a.c.number).join(r, r.c.id == a.c.run_id)
-            .where(r.c.sweep_id == sweep_id, a.c.state == "running", a.c.heartbeat_at < cutoff).order_by(a.c.id)
+            .where(r.c.sweep_id == sweep_id, a.c.state == State.RUNNING, a.c.heartbeat_at < cutoff).order_by(a.c.id)
         ).all()
         for attempt_id, run_id, number in stale:
-            marked = conn.execute(a.update().where(a.c.id == attempt_id, a.c.state == "running").values(
-                state="crashed", ended_at=now, summary={"state": "crashed", "error": "heartbeat lost"}))
+            marked = conn.execute(a.update().where(a.c.id == attempt_id, a.c.state == State.RUNNING).values(
+                state=State.CRASHED, ended_at=now, summary={"state": State.CRASHED, "error": "heartbeat lost"}))
             if marked.rowcount == 0:
                 continue  # a concurrent grid claim requeued it first
-            conn.execute(r.update().where(r.c.id == run_id, r.c.state == "running")
-                         .values(state=run_state_after("crashed", self._failures(conn, run_id), max_attempts)))
+            conn.execute(r.update().where(r.c.id == run_id, r.c.state == State.RUNNING)
+                         .values(state=run_state_after(State.CRASHED, self._failures(conn, run_id), max_attempts)))
 
     def _failures(self, conn: Connection, run_id: int) -> int:
         """The run's failed and crashed attempts (what ``max_attempts`` limits)."""
@@ -693,8 +687,8 @@ class SqlStore(Store):
         return conn.execute(select(func.count()).where(a.c.run_id == run_id, a.c.state.in_(FAILURES))).scalar_one()
 
     def _insert_run(self, conn: Connection, sweep_id: str, number: int, config: dict[str, Any]) -> RunRecord:
-        result = conn.execute(self._runs.insert().values(sweep_id=sweep_id, number=number, config=config, state="pending"))
-        return RunRecord(result.inserted_primary_key[0], sweep_id, number, config, "pending")
+        result = conn.execute(self._runs.insert().values(sweep_id=sweep_id, number=number, config=config, state=State.PENDING))
+        return RunRecord(result.inserted_primary_key[0], sweep_id, number, config, State.PENDING)
 
     # -- grid sweeps: claims that do not read the sweep's runs (module docstring)
 
@@ -712,11 +706,11 @@ class SqlStore(Store):
 
         r, a, p = self._runs, self._attempts, self._points
         sweep = self._read_sweep(conn, sweep_id)
-        if sweep.state != "running":
+        if sweep.state != State.RUNNING:
             return Claim(reason=sweep.state)
         now = self._now(conn)
         self._requeue_stale(conn, sweep_id, now - grace_seconds, now, sweep.max_attempts)
-        row = conn.execute(select(r).where(r.c.sweep_id == sweep_id, r.c.state == "pending")
+        row = conn.execute(select(r).where(r.c.sweep_id == sweep_id, r.c.state == State.PENDING)
                            .order_by(r.c.number).limit(1).with_for_update(skip_locked=True)).first()
         if row is not None:
             run = RunRecord(row.id, sweep_id, row.number, row.config, row.state)
@@ -733,11 +727,11 @@ class SqlStore(Store):
             return Claim(run=run, attempt=self._insert_attempt(conn, run, worker, now, wandb_run_id))
         # Nothing free for us. Points or runs locked by claimers still in their transaction,
         # and runs in flight (which may go stale), mean wait; otherwise the grid is done.
-        in_flight = select(r.c.id).where(r.c.sweep_id == sweep_id, r.c.state.in_(("pending", "running"))).limit(1)
+        in_flight = select(r.c.id).where(r.c.sweep_id == sweep_id, r.c.state.in_((State.PENDING, State.RUNNING))).limit(1)
         if conn.execute(free).first() is not None or conn.execute(in_flight).first() is not None:
             return Claim(reason="wait")
-        conn.execute(self._sweeps.update().where(self._sweeps.c.id == sweep_id, self._sweeps.c.state == "running")
-                     .values(state="finished"))
+        conn.execute(self._sweeps.update().where(self._sweeps.c.id == sweep_id, self._sweeps.c.state == State.RUNNING)
+                     .values(state=State.FINISHED))
         return Claim(reason="exhausted")
 
     def retry_runs(self, sweep_id: str, states: tuple[str, ...]) -> list[int]:
@@ -751,11 +745,11 @@ class SqlStore(Store):
             numbers = [number for (number,) in conn.execute(
                 select(r.c.number).join(latest, latest.c.run_id == r.c.id)
                 .join(a, (a.c.run_id == r.c.id) & (a.c.number == latest.c.number))
-                .where(r.c.sweep_id == sweep_id, r.c.state.in_(RUN_DONE), a.c.state.in_(states))
+                .where(r.c.sweep_id == sweep_id, r.c.state.in_(RUN_ENDS), a.c.state.in_(states))
                 .order_by(r.c.number))]
             if numbers:
-                conn.execute(r.update().where(r.c.sweep_id == sweep_id, r.c.number.in_(numbers)).values(state="pending"))
-                conn.execute(s.update().where(s.c.id == sweep_id, s.c.state == "finished").values(state="running"))
+                conn.execute(r.update().where(r.c.sweep_id == sweep_id, r.c.number.in_(numbers)).values(state=State.PENDING))
+                conn.execute(s.update().where(s.c.id == sweep_id, s.c.state == State.FINISHED).values(state=State.RUNNING))
             return numbers
 
         return self._do(retry)
@@ -764,11 +758,11 @@ class SqlStore(Store):
                         wandb_run_id: str | None) -> AttemptRecord:
         number = len(run.attempts) + 1
         result = conn.execute(self._attempts.insert().values(
-            run_id=run.id, number=number, state="running", worker=worker, started_at=now, heartbeat_at=now,
+            run_id=run.id, number=number, state=State.RUNNING, worker=worker, started_at=now, heartbeat_at=now,
             wandb_run_id=wandb_run_id))
-        conn.execute(self._runs.update().where(self._runs.c.id == run.id).values(state="running"))
-        run.state = "running"
-        attempt = AttemptRecord(result.inserted_primary_key[0], run.id, number, "running", worker, wandb_run_id,
+        conn.execute(self._runs.update().where(self._runs.c.id == run.id).values(state=State.RUNNING))
+        run.state = State.RUNNING
+        attempt = AttemptRecord(result.inserted_primary_key[0], run.id, number, State.RUNNING, worker, wandb_run_id,
                                 _datetime(now), None)
         run.attempts.append(attempt)
         return attempt
@@ -789,10 +783,10 @@ class SqlStore(Store):
                 select(a.c.state, s.c.state)
                 .join(r, r.c.id == a.c.run_id).join(s, s.c.id == r.c.sweep_id).where(a.c.id == attempt_id)
             ).one()
-            if sweep_state == "cancelled":
-                return "cancelled"
-            if attempt_state != "running":
-                return "superseded"
+            if sweep_state == State.CANCELLED:
+                return State.CANCELLED
+            if attempt_state != State.RUNNING:
+                return State.SUPERSEDED
             conn.execute(a.update().where(a.c.id == attempt_id).values(heartbeat_at=self._now(conn)))
             return None
 
@@ -805,7 +799,7 @@ class SqlStore(Store):
             conn.execute(self._epochs.delete().where(self._epochs.c.attempt_id == attempt_id,
                                                      self._epochs.c.epoch == int(metrics["epoch"])))
             conn.execute(self._epochs.insert().values(attempt_id=attempt_id, epoch=int(metrics["epoch"]), metrics=metrics))
-            conn.execute(a.update().where(a.c.id == attempt_id, a.c.state == "running")
+            conn.execute(a.update().where(a.c.id == attempt_id, a.c.state == State.RUNNING)
                          .values(heartbeat_at=self._now(conn)))
 
         self._do(insert)
@@ -820,7 +814,7 @@ class SqlStore(Store):
             current, run_id, number, run_state, max_attempts = conn.execute(
                 select(a.c.state, a.c.run_id, a.c.number, r.c.state, s.c.max_attempts)
                 .join(r, r.c.id == a.c.run_id).join(s, s.c.id == r.c.sweep_id).where(a.c.id == attempt_id)).one()
-            if current not in ("running", "crashed"):
+            if current not in (State.RUNNING, State.CRASHED):
                 return current, run_state  # recorded already: a retried COMMIT, or a second cleanup
             stored = set(conn.execute(select(self._epochs.c.epoch).where(self._epochs.c.attempt_id == attempt_id))
                          .scalars())
@@ -828,19 +822,19 @@ class SqlStore(Store):
                 if int(row["epoch"]) not in stored:  # epochs whose own write failed: kept now
                     conn.execute(self._epochs.insert().values(attempt_id=attempt_id, epoch=int(row["epoch"]), metrics=row))
             newer = conn.execute(select(a.c.id).where(a.c.run_id == run_id, a.c.number > number)).first()
-            if current == "crashed":
+            if current == State.CRASHED:
                 # A late finisher declared crashed: if another agent took its run over, its
                 # result is kept as "superseded" (the run's result is the newer attempt's);
                 # if nobody did yet, its own result stands and the run takes it.
                 if newer:
                     conn.execute(a.update().where(a.c.id == attempt_id).values(
-                        state="superseded", summary=summary, ended_at=self._now(conn)))
-                    return "superseded", run_state
+                        state=State.SUPERSEDED, summary=summary, ended_at=self._now(conn)))
+                    return State.SUPERSEDED, run_state
             conn.execute(a.update().where(a.c.id == attempt_id).values(state=state, summary=summary,
                                                                        ended_at=self._now(conn)))
             after = run_state_after(state, self._failures(conn, run_id), max_attempts)
             # "failed" too: a late finish after a crash that had used up the attempts
-            conn.execute(r.update().where(r.c.id == run_id, r.c.state.in_(("running", "pending", "failed")))
+            conn.execute(r.update().where(r.c.id == run_id, r.c.state.in_((State.RUNNING, State.PENDING, State.FAILED)))
                          .values(state=after))
             return state, after
 
@@ -851,7 +845,7 @@ class SqlStore(Store):
         from sqlalchemy import select
 
         a = self._attempts
-        workers = self._do(lambda conn: conn.execute(select(a.c.worker).where(a.c.state == "running").distinct()).all())
+        workers = self._do(lambda conn: conn.execute(select(a.c.worker).where(a.c.state == State.RUNNING).distinct()).all())
         return {worker.split(":", 1)[0] for (worker,) in workers if ":" in worker}
 
     def close(self) -> None:

@@ -27,7 +27,7 @@ from lrtrack.errors import UserError
 from lrtrack.formatting import is_accuracy
 from lrtrack.report.compare import compare_expected
 from lrtrack.report.study import config_label, load_study
-from lrtrack.verdicts import COMPLETED
+from lrtrack.states import SUCCESS, State
 
 if TYPE_CHECKING:
     from lrtrack.config import ExpectedResult, SweepSpec
@@ -213,7 +213,7 @@ STUDIES: dict[str, PublishedStudy] = {
         "lr 0.01 >= 94% and best, lr 0.0001 in 40-85%, still improving and too slow (the verdicts the study "
         "draws). Published numbers shown.",
         checks=(
-            below(LR_1, NEAR_CHANCE), verdict_in(LR_1, "diverged", "near chance"),
+            below(LR_1, NEAR_CHANCE), verdict_in(LR_1, State.DIVERGED, "near chance"),
             at_least(LR_2, 0.94), best(LR_2), verdict_in(LR_2, "best"),
             between(LR_4, 0.40, 0.85), still_improving(LR_4), verdict_in(LR_4, "too slow"),
         ),
@@ -231,7 +231,7 @@ STUDIES: dict[str, PublishedStudy] = {
         "(98.49% published) and best, lr 0.0001 learns slowly (val/acc up since epoch 1 and in the last epoch)"
         " and is still low (20+ points behind 0.01); the verdicts near chance / best / too slow, as published.",
         checks=(
-            below(LR_05, NEAR_CHANCE), verdict_in(LR_05, "diverged", "near chance"), stays_flat(LR_05, 0.02),
+            below(LR_05, NEAR_CHANCE), verdict_in(LR_05, State.DIVERGED, "near chance"), stays_flat(LR_05, 0.02),
             at_least(LR_2, 0.90), best(LR_2), verdict_in(LR_2, "best"),
             gain(LR_4, from_epoch=1, points=0.01), still_improving(LR_4), behind(LR_4, LR_2, 0.20),
             verdict_in(LR_4, "too slow"),
@@ -256,7 +256,7 @@ STUDIES: dict[str, PublishedStudy] = {
         "Quick (4,000 / 1,000 images): shape only, lr 0.1 near chance, lr 0.01 the best, lr 0.0001 behind it "
         "and still improving.",
         checks=(
-            below(LR_1, NEAR_CHANCE), verdict_in(LR_1, "diverged", "near chance"),
+            below(LR_1, NEAR_CHANCE), verdict_in(LR_1, State.DIVERGED, "near chance"),
             best(LR_2), at_least(LR_2, 0.85), still_improving(LR_4), ahead_of(LR_2, LR_4, margin=-0.10),
         ),
     ),
@@ -267,7 +267,7 @@ STUDIES: dict[str, PublishedStudy] = {
     "study-d-quick": PublishedStudy(
         "Quick (2,400 train, 600 validation, 3 epochs): shape only, lr 0.5 near chance or diverged, lr 0.01 the best, "
         "lr 0.0001 20+ points behind it.",
-        checks=(verdict_in(LR_05, "diverged", "near chance"), best(LR_2), behind(LR_4, LR_2, 0.20)),
+        checks=(verdict_in(LR_05, State.DIVERGED, "near chance"), best(LR_2), behind(LR_4, LR_2, 0.20)),
     ),
     "study-e-quick": PublishedStudy(
         "Quick (800 train, 200 validation, 15 epochs): the rate used in every epoch, exactly.",
@@ -326,7 +326,7 @@ def rows_for(data: Study, study: PublishedStudy) -> list[Row]:
     for result in data.rows:
         comparison = next((c for c in comparisons if c.row is result), None)
         lines = comparison.lines if comparison else []
-        checks = [] if result.state in COMPLETED else [(f"run completed (state {result.state})", False)]
+        checks = [] if result.state in SUCCESS else [(f"run completed (state {result.state})", False)]
         checks += [_tolerance_check(line, study.tolerances) for line in lines if _base(line) in study.tolerances]
         checks += [(check.text, _safe(check, result, data)) for check in study.checks
                    if data.matches(check.config, result)]

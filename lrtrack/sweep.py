@@ -21,23 +21,12 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from lrtrack.config import SweepSpec, TrainConfig, flat_settings, make_train_config, nested_values
 from lrtrack.errors import LrtrackError, UserError
+from lrtrack.states import RETRYABLE, SUCCESS, State
 
 if TYPE_CHECKING:
     from lrtrack.store import RunRecord, Store, SweepRecord
 
 BACKENDS = ("local", "wandb")
-
-#: lrtrack run states -> the states W&B's sweeps engine understands.
-ENGINE_STATE = {
-    "pending": "running",
-    "running": "running",
-    "finished": "finished",
-    "diverged": "finished",
-    "early-stopped": "finished",
-    "failed": "failed",
-    "cancelled": "killed",
-}
-
 
 def default_backend() -> str:
     """``wandb`` when a W&B login is configured and not forced offline, else ``local``."""
@@ -145,10 +134,15 @@ def engine_runs(runs: list[RunRecord]) -> list[Any]:
     """The store's runs as ``sweeps.SweepRun`` objects (config in W&B's ``{key: {value: v}}`` form)."""
     from sweeps import RunState, SweepRun
 
+    # lrtrack's run states as W&B's sweeps engine knows them
+    engine_state = {State.PENDING: RunState.running, State.RUNNING: RunState.running,
+                    **{state: RunState.finished for state in SUCCESS},
+                    State.FAILED: RunState.failed, State.CANCELLED: RunState.killed}
+
     return [
         SweepRun(
             name=str(run.id),
-            state=RunState(ENGINE_STATE.get(run.state, "running")),
+            state=engine_state.get(run.state, RunState.running),
             config={key: {"value": value} for key, value in run.config.items()},
             summary_metrics=run.summary or {},
             history=run.history or [],
@@ -206,9 +200,6 @@ def run_label(spec: SweepSpec, config: TrainConfig) -> str:
     return config.label(keys)
 
 
-#: Run states that count as finished in a sweep's progress (the run trained to its end).
-DONE_STATES = ("finished", "diverged", "early-stopped")
-
 
 def planned_runs(spec: SweepSpec) -> int | None:
     """How many runs the sweep will make: the grid's size (capped by ``run_cap``), the
@@ -262,20 +253,20 @@ def progress(spec: SweepSpec, runs: list[RunRecord]) -> dict[str, Any]:
     (`planned_runs`; None when unbounded)."""
     counts = Counter(run.state for run in runs)
     total = planned_runs(spec)
-    finished = sum(counts[state] for state in DONE_STATES)
-    stopped = {"running": counts["running"], "failed": counts["failed"], "cancelled": counts["cancelled"]}
+    finished = sum(counts[state] for state in SUCCESS)
+    stopped = {State.RUNNING: counts[State.RUNNING], State.FAILED: counts[State.FAILED], State.CANCELLED: counts[State.CANCELLED]}
     if total is not None:
-        pending = max(total - finished - sum(stopped.values()), counts["pending"])
+        pending = max(total - finished - sum(stopped.values()), counts[State.PENDING])
     else:
-        pending = counts["pending"]
-    return {"finished": finished, **stopped, "pending": pending, "total": total}
+        pending = counts[State.PENDING]
+    return {State.FINISHED: finished, **stopped, State.PENDING: pending, "total": total}
 
 
 def progress_text(counts: dict[str, Any]) -> str:
     """``2/6 finished, 1 running, 3 pending, 0 failed`` (``cancelled`` only when there are)."""
     total = counts["total"] if counts["total"] is not None else "unbounded"
     text = f"{counts['finished']}/{total} finished, {counts['running']} running, {counts['pending']} pending, {counts['failed']} failed"
-    return text + (f", {counts['cancelled']} cancelled" if counts.get("cancelled") else "")
+    return text + (f", {counts['cancelled']} cancelled" if counts.get(State.CANCELLED) else "")
 
 
 def planned_epochs(spec: SweepSpec, run: RunRecord) -> int:
@@ -286,23 +277,20 @@ def planned_epochs(spec: SweepSpec, run: RunRecord) -> int:
 def set_state(store: Store, sweep_id: str, state: str) -> SweepRecord:
     """pause / resume / cancel. Cancelling also cancels the runs not yet started."""
     sweep = store.get_sweep(sweep_id)
-    allowed = {"paused": ("running",), "running": ("paused",), "cancelled": ("running", "paused")}
+    allowed = {State.PAUSED: (State.RUNNING,), State.RUNNING: (State.PAUSED,), State.CANCELLED: (State.RUNNING, State.PAUSED)}
     if sweep.state not in allowed[state]:
         raise UserError(f"sweep {sweep_id} is {sweep.state}; cannot make it {state}")
     store.set_sweep_state(sweep_id, state)
     return store.get_sweep(sweep_id)
 
 
-#: Attempt states `retry` requeues by default.
-RETRY_STATES = ("failed", "crashed", "interrupted")
 
-
-def retry(store: Store, sweep_id: str, states: tuple[str, ...] = RETRY_STATES) -> list[int]:
+def retry(store: Store, sweep_id: str, states: tuple[str, ...] = RETRYABLE) -> list[int]:
     """Requeue the runs whose latest attempt ended in ``states`` (and that are over) as new
     attempts, in one transaction; returns their run numbers. See `Store.retry_runs`."""
-    unknown = sorted(set(states) - set(RETRY_STATES) - {"cancelled"})
+    unknown = sorted(set(states) - set(RETRYABLE) - {State.CANCELLED})
     if unknown or not states:
-        raise UserError(f"--state: expected some of {', '.join(RETRY_STATES)}, cancelled; not {','.join(unknown) or 'nothing'}")
+        raise UserError(f"--state: expected some of {', '.join(RETRYABLE)}, cancelled; not {','.join(unknown) or 'nothing'}")
     if store.get_sweep(sweep_id).backend != "local":
         raise UserError(f"sweep {sweep_id}: retry needs a local sweep (W&B's controller keeps wandb-backend runs)")
     return store.retry_runs(sweep_id, tuple(states))

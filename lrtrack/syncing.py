@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from lrtrack.errors import LrtrackError, UserError
+from lrtrack.states import State
 from lrtrack.wandb_files import find_run_dir, wandb_exe
 
 if TYPE_CHECKING:
@@ -37,13 +38,13 @@ def incomplete_runs(store: Store, sweep_id: str, wandb_dir: str | os.PathLike | 
     the run completed and W&B recorded a non-zero exit, or the other way round.
     Read with W&B's own reader (`lrtrack.wandb_files.read_summary`).
     """
-    from lrtrack.tracking import SUCCESS_STATES
+    from lrtrack.states import SUCCESS
     from lrtrack.wandb_files import read_summary
 
     lines = []
     for run in store.runs(sweep_id):
         for attempt in run.attempts:
-            if not attempt.wandb_run_id or attempt.state == "running":
+            if not attempt.wandb_run_id or attempt.state == State.RUNNING:
                 continue
             folder = find_run_dir(attempt.wandb_run_id, wandb_dir)
             if folder is None:
@@ -55,7 +56,7 @@ def incomplete_runs(store: Store, sweep_id: str, wandb_dir: str | os.PathLike | 
             where = f"W&B run {attempt.wandb_run_id} (run {run.number} attempt {attempt.number}, {attempt.state} in the store)"
             if exit_code is None:
                 lines.append(f"{where}: incomplete, no exit record in {folder}")
-            elif (exit_code == 0) != (attempt.state in SUCCESS_STATES):
+            elif (exit_code == 0) != (attempt.state in SUCCESS):
                 lines.append(f"{where}: W&B recorded exit code {exit_code}")
     return lines
 

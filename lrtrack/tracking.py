@@ -16,14 +16,12 @@ from typing import TYPE_CHECKING, Any, Callable
 from urllib.parse import urlparse
 
 from lrtrack.faults import fault_point
+from lrtrack.states import SUCCESS, State
 
 if TYPE_CHECKING:
     from lrtrack.config import TrainConfig
 
 DEFAULT_BASE_URL = "https://api.wandb.ai"
-#: Run states W&B records with exit code 0; every other state (failed, interrupted,
-#: superseded, cancelled...) closes the W&B run as failed, with exit code 1.
-SUCCESS_STATES = ("finished", "diverged", "early-stopped")
 
 
 def resolve_wandb_mode(offline: bool = False) -> str:
@@ -203,12 +201,14 @@ class WandbLogger(RunLogger):
 
     def close(self, summary: dict[str, Any]) -> None:
         """Write ``summary`` and finish the W&B run, once: exit code 0 for a run that completed
-        (`SUCCESS_STATES`), 1 for any other state. Nothing when the run never started."""
+        (`lrtrack.states.SUCCESS`), 1 for any other state (failed, interrupted, superseded,
+        cancelled...). Nothing when the run never started."""
         if self.run is None or self.closed:
             return
         self.closed = True
-        self.run.summary.update(summary)
-        self.run.finish(exit_code=0 if summary.get("state") in SUCCESS_STATES else 1)
+        # W&B writes an Enum by its name (FINISHED): states go in as their values (finished)
+        self.run.summary.update({key: str(value) if isinstance(value, State) else value for key, value in summary.items()})
+        self.run.finish(exit_code=0 if summary.get("state") in SUCCESS else 1)
 
     @property
     def folder(self) -> Path | None:

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
 from lrtrack.faults import fault_point
+from lrtrack.states import State
 from lrtrack.tracking import MemoryLogger, RunLogger
 
 if TYPE_CHECKING:
@@ -38,9 +39,6 @@ if TYPE_CHECKING:
     from lrtrack.config import TrainConfig
     from lrtrack.data import Split, StreamSplit
 
-#: States a run can end in.
-FINISHED, DIVERGED, EARLY_STOPPED = "finished", "diverged", "early-stopped"
-INTERRUPTED, FAILED = "interrupted", "failed"
 
 #: Called after each epoch with that epoch's metrics; returning a state
 #: (e.g. ``"early-stopped"``) ends the run there.
@@ -92,7 +90,7 @@ def run(config: TrainConfig, logger: RunLogger | None = None, on_epoch: EpochHoo
     per_batch = config.scheduler == "onecycle"
 
     record = Recorder(config, logger, data_summary(data))
-    state, error = FINISHED, None
+    state, error = State.FINISHED, None
     try:
         for epoch in range(1, config.epochs + 1):
             tick = time.perf_counter()
@@ -106,10 +104,10 @@ def run(config: TrainConfig, logger: RunLogger | None = None, on_epoch: EpochHoo
                 state = stop
                 break
     except KeyboardInterrupt:
-        state = INTERRUPTED
+        state = State.INTERRUPTED
         raise
     except Exception as exc:
-        state, error = FAILED, exc
+        state, error = State.FAILED, exc
         raise
     finally:
         try:
@@ -148,7 +146,7 @@ class Recorder:
         if not diverged and scheduler is not None and self.config.scheduler != "onecycle":  # onecycle: per batch
             step_epoch_scheduler(scheduler, metrics["val/loss"])
         stop = on_epoch(metrics) if on_epoch is not None else None  # the hook sees every row, the last one too
-        return DIVERGED if diverged else stop
+        return State.DIVERGED if diverged else stop
 
     def finish(self, state: str, weights: Callable[[], dict], error: BaseException | None = None) -> RunResult:
         """Checkpoints and curves (when an epoch ran), then the summary; the run's result.
@@ -168,7 +166,7 @@ class Recorder:
             _log_files(self.logger, self.config, weights(), self.best, self.history)
         files_seconds = time.perf_counter() - tick
         summary = {**_summary(self.history, self.best, state, run_seconds), **self.data}
-        error = error or (sys.exc_info()[1] if state == FAILED else None)
+        error = error or (sys.exc_info()[1] if state == State.FAILED else None)
         if isinstance(error, Exception):
             summary["error"] = describe_error(error)
             summary["traceback"] = str(save_traceback(error, self.logger.files_dir))

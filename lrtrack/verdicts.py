@@ -44,6 +44,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from lrtrack.formatting import format_metric, format_value, is_accuracy
+from lrtrack.states import State
 
 if TYPE_CHECKING:
     from lrtrack.report.study import ConfigResult, Study
@@ -60,10 +61,8 @@ WINDOW = 4
 MIN_GAIN = 0.002
 #: ...or train loss falls in every epoch of the window, by this fraction in all.
 MIN_LOSS_FALL = 0.02
-#: Attempt states of a run that ended on its own (the attempt a report shows, `lrtrack.report.study.shown_attempt`).
-COMPLETED = ("finished", "diverged", "early-stopped")
 #: States in which a run with fewer epochs than configured still counts as complete.
-RAN_TO_END = ("finished", "diverged")
+RAN_TO_END = (State.FINISHED, State.DIVERGED)
 
 
 def rules_text() -> str:
@@ -102,7 +101,7 @@ def judge(study: Study) -> dict[int, Verdict]:
     if ranked:
         for row in candidates:
             if short[row.run]:
-                row.verdict = Verdict(row.state, "ok" if row.state == "running" else "bad",
+                row.verdict = Verdict(row.state, "ok" if row.state == State.RUNNING else "bad",
                                       f"{short[row.run]}, {key} {format_metric(key, row.final(key))}; not ranked against "
                                       f"runs that trained to the end")
     else:
@@ -305,7 +304,7 @@ def cut_short(row: ConfigResult, study: Study) -> str:
     planned = planned_epochs(row, study)
     if row.state in RAN_TO_END or row.epochs_run >= planned:
         return ""
-    if row.state == "running":
+    if row.state == State.RUNNING:
         return f"running: epoch {row.epochs_run} of {planned}"
     return f"stopped after {row.epochs_run} of {planned} epochs ({row.state})"
 
@@ -315,17 +314,17 @@ def _failure_verdict(row: ConfigResult, near_chance: float | None) -> Verdict | 
     losses = row.series("train/loss")[1]
     bad = next((i for i, loss in enumerate(losses) if loss is None or not math.isfinite(loss) or loss > row.diverge_loss),
                None)
-    if row.state == "diverged" or bad is not None:
+    if row.state == State.DIVERGED or bad is not None:
         if bad is None:
-            return Verdict("diverged", "bad", f"stopped as diverged after {row.epochs_run} epoch(s)")
+            return Verdict(State.DIVERGED, "bad", f"stopped as diverged after {row.epochs_run} epoch(s)")
         epoch, loss = row.history[bad]["epoch"], losses[bad]
         what = "became non-finite" if loss is None or not math.isfinite(loss) else f"reached {loss:.4g} (limit {row.diverge_loss:g})"
-        return Verdict("diverged", "bad", f"train loss {what} at epoch {epoch}")
+        return Verdict(State.DIVERGED, "bad", f"train loss {what} at epoch {epoch}")
     error = row.summary.get("error")  # a failed attempt's one-line error
     if not row.history:
         return Verdict(row.state, "bad", f"no epoch completed (state {row.state})" + (f": {error}" if error else ""))
-    if row.state == "failed" and error:
-        return Verdict("failed", "bad", f"failed after {row.epochs_run} epoch(s): {error}")
+    if row.state == State.FAILED and error:
+        return Verdict(State.FAILED, "bad", f"failed after {row.epochs_run} epoch(s): {error}")
     acc = row.final("val/acc")
     if acc is not None and near_chance is not None and acc <= near_chance:
         best = f"; best {row.best_val_acc:.2%}" if row.best_val_acc is not None else ""

@@ -25,7 +25,7 @@ from clitools import create, lrtrack, show
 
 from lrtrack import wandb_files
 from lrtrack.store import open_store
-from lrtrack.tracking import SUCCESS_STATES
+from lrtrack.states import SUCCESS
 
 # A busy 2-core machine can starve a process for a second or two: the grace period is
 # 5 s, heartbeats every 0.5 s, so only a stopped agent (SIGSTOP, SIGKILL) goes stale.
@@ -92,7 +92,7 @@ def assert_exactly_once(store: str, sweep_id: str, wandb_dir: Path, points: int,
                 assert code is None
                 continue
             assert code is not None, f"W&B run {attempt.wandb_run_id} ({attempt.state}) has no exit record"
-            assert (code == 0) == (attempt.state in SUCCESS_STATES), (attempt.state, code)
+            assert (code == 0) == (attempt.state in SUCCESS), (attempt.state, code)
     return runs
 
 

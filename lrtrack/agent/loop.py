@@ -37,6 +37,7 @@ from lrtrack.agent.settings import AgentSettings
 from lrtrack.errors import LrtrackError, StoreError, UserError
 from lrtrack.faults import fault_point
 from lrtrack.reporting import Reporter
+from lrtrack.states import State
 from lrtrack.store import new_id
 from lrtrack.sweep import propose, run_label, should_stop, spec_of, train_config
 
@@ -46,10 +47,10 @@ if TYPE_CHECKING:
 #: Why an agent stopped, as printed when it exits 0.
 DONE_MESSAGES = {
     "exhausted": "the search space is exhausted and no run is in flight",
-    "finished": "the sweep is finished",
+    State.FINISHED: "the sweep is finished",
     "run_cap": "the sweep's run_cap is reached",
-    "paused": "the sweep is paused (lrtrack sweep resume {sweep_id} to continue)",
-    "cancelled": "the sweep is cancelled",
+    State.PAUSED: "the sweep is paused (lrtrack sweep resume {sweep_id} to continue)",
+    State.CANCELLED: "the sweep is cancelled",
     "count": "--count runs done",
     "rank": "not rank 0 of its task: only rank 0 claims runs",
 }
@@ -220,7 +221,7 @@ class Agent:
         try:
             member.config = train_config(self.spec, run)
         except UserError as exc:
-            self._record(member, "failed", {"state": "failed", "error": "; ".join(exc.problems)})
+            self._record(member, State.FAILED, {"state": State.FAILED, "error": "; ".join(exc.problems)})
             return False
         from lrtrack.slurm import SlurmTask
 
@@ -283,7 +284,7 @@ class Agent:
                 where = member.logger.files_dir if member.logger is not None and member.logger.run is not None \
                     else _traceback_dir() / member.attempt.wandb_run_id
                 traceback_file = save_traceback(exc, where)
-                self._record(member, "failed", {"state": "failed", "error": error,
+                self._record(member, State.FAILED, {"state": State.FAILED, "error": error,
                                                 "traceback": str(traceback_file)})
         last, count = self._failures
         count = count + 1 if error == last else 1
@@ -307,8 +308,8 @@ class Agent:
                 member.logger.close({**summary, "state": final})
         metric = self.sweep.wandb_config.get("metric", {}).get("name", "val/acc")
         value = summary.get(metric)
-        error = f" ({summary['error']})" if final == "failed" and summary.get("error") else ""
-        requeue = " (requeued)" if run_state == "pending" else ""
+        error = f" ({summary['error']})" if final == State.FAILED and summary.get("error") else ""
+        requeue = " (requeued)" if run_state == State.PENDING else ""
         self.report.run_ended(_run_name(member.run, member.attempt), final + error + requeue, metric, value,
                               getattr(member.logger, "folder", None))
         if not stopping:
@@ -325,7 +326,7 @@ class Agent:
         from lrtrack.train import describe_error
 
         interrupted = isinstance(exc, KeyboardInterrupt)
-        state = "interrupted" if interrupted else "failed"
+        state = State.INTERRUPTED if interrupted else State.FAILED
         summary = {"state": state} if interrupted else {"state": state, "error": describe_error(exc)}
         with signals.signals_deferred(raise_after=False):
             self.store.retry_seconds = min(self.store.retry_seconds, RELEASE_SECONDS)
@@ -359,7 +360,7 @@ class Agent:
                 self.sweep.wandb_config, self.store.runs(self.sweep.id), member.run.id
             ):
                 self.report(f"run {member.run.number}: stopped early by hyperband after epoch {metrics['epoch']}")
-                return "early-stopped"
+                return State.EARLY_STOPPED
             return None
 
         return hook
@@ -404,7 +405,7 @@ class Agent:
 
         wandb.agent(self.sweep.id, function=train_from_wandb_config, project=self.sweep.project,
                     entity=self.sweep.entity, count=self.settings.count)
-        return AgentOutcome("finished" if self.settings.count is None else "count", runs, self.sweep.id)
+        return AgentOutcome(State.FINISHED if self.settings.count is None else "count", runs, self.sweep.id)
 
 
 def _run_name(run: RunRecord, attempt: AttemptRecord) -> str:

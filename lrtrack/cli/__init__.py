@@ -76,7 +76,7 @@ def main(argv: list[str] | None = None) -> None:
     except (KeyboardInterrupt, typer.Abort) as exc:
         interrupt = exc.__cause__ or exc  # typer wraps KeyboardInterrupt in Abort
         code = getattr(interrupt, "exit_code", 130)  # 128 + signal for SIGTERM/SIGUSR1 (lrtrack.agent.signals.Terminated)
-        err_console.print("interrupted" if code == 130 else "terminated")
+        err_console.print("interrupted" if code == 130 else "terminated")  # the message, not a state
     code = code if isinstance(code, int) else 0
     if argv is None and "torch" in sys.modules:
         _exit_now(code)

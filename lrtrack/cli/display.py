@@ -14,6 +14,7 @@ from rich.table import Table
 
 from lrtrack.formatting import MISSING, format_metric
 from lrtrack.reporting import SHORT_LABELS
+from lrtrack.states import State
 
 if TYPE_CHECKING:
     from lrtrack.lr_find import RangeTestResult
@@ -65,7 +66,7 @@ def print_run_table(result: RunResult, wide: bool = False) -> None:
 
 def print_sweep_list(rows: list[dict[str, Any]], wide: bool = False) -> None:
     """``sweep list``: id, name, state and run counts (``--wide``: backend, created)."""
-    columns = ["id", "name", "state", "finished", "running", "pending", "failed"]
+    columns = ["id", "name", "state", State.FINISHED, State.RUNNING, State.PENDING, State.FAILED]
     if wide:
         columns += ["backend", "created"]
     table = new_table(*columns)
@@ -73,7 +74,7 @@ def print_sweep_list(rows: list[dict[str, Any]], wide: bool = False) -> None:
         progress = row["progress"]
         total = progress["total"] if progress["total"] is not None else "?"
         cells = [row["id"], row["name"], row["state"], f"{progress['finished']}/{total}",
-                 str(progress["running"]), str(progress["pending"]), str(progress["failed"])]
+                 str(progress[State.RUNNING]), str(progress[State.PENDING]), str(progress[State.FAILED])]
         if wide:
             cells += [row["backend"], row["created"]]
         table.add_row(*cells)

@@ -8,10 +8,11 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from lrtrack.cli import app
 from lrtrack.agent.settings import AgentSettings
+from lrtrack.cli import app
 from lrtrack.cli.config_options import settings_from, with_options
 from lrtrack.cli.options import StoreOpt, SweepIdArg, WideOpt
+from lrtrack.states import State
 from lrtrack.store import DEFAULT_MAX_ATTEMPTS
 
 sweep_app = typer.Typer(help="Create, run and inspect sweeps.", no_args_is_help=True)
@@ -143,19 +144,19 @@ def _set_state(sweep_id: str, state: str, store: str | None) -> None:
 @sweep_app.command("pause")
 def pause(sweep_id: SweepIdArg, store: StoreOpt = None) -> None:
     """Agents finish their current run, then exit."""
-    _set_state(sweep_id, "paused", store)
+    _set_state(sweep_id, State.PAUSED, store)
 
 
 @sweep_app.command("resume")
 def resume(sweep_id: SweepIdArg, store: StoreOpt = None) -> None:
     """Let agents claim runs again."""
-    _set_state(sweep_id, "running", store)
+    _set_state(sweep_id, State.RUNNING, store)
 
 
 @sweep_app.command("cancel")
 def cancel(sweep_id: SweepIdArg, store: StoreOpt = None) -> None:
     """Stop the sweep: running runs stop at their next epoch, agents exit."""
-    _set_state(sweep_id, "cancelled", store)
+    _set_state(sweep_id, State.CANCELLED, store)
 
 
 @sweep_app.command("set")

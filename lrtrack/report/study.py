@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING, Any
 from lrtrack.config import ExpectedResult, Metric, TrainConfig, flat_settings
 from lrtrack.errors import LrtrackError
 from lrtrack.formatting import format_value
-from lrtrack.verdicts import COMPLETED, Verdict, judge
+from lrtrack.states import SUCCESS
+from lrtrack.verdicts import Verdict, judge
 
 if TYPE_CHECKING:
     from lrtrack.store import AttemptRecord, RunRecord, Store, SweepRecord
@@ -209,7 +210,7 @@ def _missing_grid_points(spec, axes: dict[str, list[Any] | None], rows: list[Con
 
 def shown_attempt(run: RunRecord) -> AttemptRecord | None:
     """The last attempt that ended on its own (finished, diverged, early-stopped), else the latest."""
-    completed = [attempt for attempt in run.attempts if attempt.state in COMPLETED]
+    completed = [attempt for attempt in run.attempts if attempt.state in SUCCESS]
     return completed[-1] if completed else run.latest
 
 
