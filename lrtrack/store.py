@@ -76,7 +76,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator
 
 from lrtrack.errors import (
     LrtrackWarning, NoStoreError, StoreError, StoreGoneError, StoreOpenError, UnknownSweepError, UserError,
@@ -103,6 +103,8 @@ RETRYABLE = ("crashed", "failed", "interrupted")
 
 #: How long one SQLite statement waits for another agent's write lock before `SqlStore._do` retries.
 SQLITE_BUSY_SECONDS = 1.0
+#: The error when a stored JSON value does not decode.
+NOT_JSON = "the store holds a value that is not JSON (a corrupt or tampered store)"
 
 #: Schema upgrades, in order: ``MIGRATIONS[v - 1:]`` brings a version-``v`` store to `SCHEMA_VERSION`.
 MIGRATIONS = (
@@ -233,6 +235,16 @@ class Store:
         """Every run of the sweep with its attempts and their histories, in proposal order."""
         raise NotImplementedError
 
+    def run_summaries(self, sweep_id: str | None = None) -> list[RunRecord]:
+        """Every run of the sweep (of every sweep when None) with its attempts and their summaries,
+        but no per-epoch rows (each attempt's ``history`` is empty; `histories` reads them): what a
+        page listing thousands of runs needs, read in one query. In proposal order per sweep."""
+        raise NotImplementedError
+
+    def histories(self, attempt_ids: Iterable[int]) -> dict[int, list[dict[str, Any]]]:
+        """The per-epoch rows of each of ``attempt_ids``, in epoch order (an attempt with none: absent)."""
+        raise NotImplementedError
+
     def claim_run(self, sweep_id: str, worker: str, propose: Proposer, *, grace_seconds: float,
                   wandb_run_id: str | None = None) -> Claim:
         """Atomically: requeue attempts silent for ``grace_seconds``, then claim a pending run
@@ -334,7 +346,7 @@ def _tables():
             try:
                 return None if value is None else json.loads(value)
             except ValueError:
-                raise StoreError("the store holds a value that is not JSON (a corrupt or tampered store)") from None
+                raise StoreError(NOT_JSON) from None
 
     metadata = MetaData()
     Table("lrtrack_meta", metadata, Column("key", String(64), primary_key=True), Column("value", Text, nullable=False))
@@ -612,6 +624,47 @@ class SqlStore(Store):
         for attempt_id, metrics in conn.execute(query):
             attempts[attempt_id].history.append(metrics)
         return list(runs.values())
+
+    def run_summaries(self, sweep_id: str | None = None) -> list[RunRecord]:
+        from sqlalchemy import select
+
+        r, a = self._runs, self._attempts
+        query = (select(r.c.id, r.c.sweep_id, r.c.number, r.c.config, r.c.state,
+                        a.c.id.label("attempt_id"), a.c.number.label("attempt_number"), a.c.state.label("attempt_state"),
+                        a.c.worker, a.c.wandb_run_id, a.c.started_at, a.c.ended_at, a.c.summary)
+                 .join(a, a.c.run_id == r.c.id, isouter=True)
+                 .order_by(r.c.sweep_id, r.c.number, a.c.number))
+        if sweep_id is not None:
+            query = query.where(r.c.sweep_id == sweep_id)
+        runs: dict[int, RunRecord] = {}
+        for row in self._do(lambda conn: conn.execute(query).all()):
+            run = runs.get(row.id)
+            if run is None:
+                run = runs[row.id] = RunRecord(row.id, row.sweep_id, row.number, row.config, row.state)
+            if row.attempt_id is not None:
+                run.attempts.append(AttemptRecord(
+                    row.attempt_id, row.id, row.attempt_number, row.attempt_state, row.worker, row.wandb_run_id,
+                    _datetime(row.started_at), _datetime(row.ended_at), row.summary or {}))
+        return list(runs.values())
+
+    def histories(self, attempt_ids: Iterable[int]) -> dict[int, list[dict[str, Any]]]:
+        from sqlalchemy import Text, select, type_coerce
+
+        e = self._epochs
+        ids = sorted(set(attempt_ids))
+        result: dict[int, list[dict[str, Any]]] = {}
+        for start in range(0, len(ids), 500):  # bounded IN lists (SQLite caps bound parameters)
+            query = (select(e.c.attempt_id, type_coerce(e.c.metrics, Text))
+                     .where(e.c.attempt_id.in_(ids[start:start + 500])).order_by(e.c.attempt_id, e.c.epoch))
+            rows = self._do(lambda conn, query=query: conn.execute(query).all())
+            # one json.loads for the whole batch: the per-row decode was most of a big sweep's read time
+            try:
+                decoded = json.loads("[" + ",".join(text for _, text in rows) + "]")
+            except ValueError:
+                raise StoreError(NOT_JSON) from None
+            for (attempt_id, _), metrics in zip(rows, decoded):
+                result.setdefault(attempt_id, []).append(metrics)
+        return result
 
     def claim_run(self, sweep_id, worker, propose, *, grace_seconds, wandb_run_id=None) -> Claim:
         def claim(conn: Connection) -> Claim:
