@@ -327,7 +327,7 @@ def _run_entry(run: RunRecord) -> dict[str, Any]:
 def _thin(n: int) -> list[int]:
     if n <= MAX_POINTS:
         return list(range(n))
-    step = math.ceil(n / MAX_POINTS)
+    step = math.ceil((n - 1) / (MAX_POINTS - 1))  # with the last index added: at most MAX_POINTS
     keep = list(range(0, n, step))
     return keep if keep[-1] == n - 1 else [*keep, n - 1]
 
