@@ -101,6 +101,9 @@ RUN_DONE = ("finished", "diverged", "early-stopped", "failed", "cancelled")
 #: Attempt states after which the run goes back to ``pending`` (while attempts are left).
 RETRYABLE = ("crashed", "failed", "interrupted")
 
+#: Attempt states whose per-epoch rows may still grow: a crashed attempt's agent may be alive, only silent.
+GROWING = ("running", "crashed")
+
 #: How long one SQLite statement waits for another agent's write lock before `SqlStore._do` retries.
 SQLITE_BUSY_SECONDS = 1.0
 #: The error when a stored JSON value does not decode.
@@ -239,6 +242,13 @@ class Store:
         """Every run of the sweep (of every sweep when None) with its attempts and their summaries,
         but no per-epoch rows (each attempt's ``history`` is empty; `histories` reads them): what a
         page listing thousands of runs needs, read in one query. In proposal order per sweep."""
+        raise NotImplementedError
+
+    def sweep_version(self, sweep_id: str) -> tuple:
+        """A value that changes whenever the sweep's state, its runs, their attempts or their
+        per-epoch rows change (counts and latest times, read in one transaction): a reader that
+        kept what it read under an equal value has nothing to read again. (An epoch row rewritten
+        in place, which only a retried write does, does not change it.)"""
         raise NotImplementedError
 
     def histories(self, attempt_ids: Iterable[int]) -> dict[int, list[dict[str, Any]]]:
@@ -646,6 +656,29 @@ class SqlStore(Store):
                     row.attempt_id, row.id, row.attempt_number, row.attempt_state, row.worker, row.wandb_run_id,
                     _datetime(row.started_at), _datetime(row.ended_at), row.summary or {}))
         return list(runs.values())
+
+    def sweep_version(self, sweep_id: str) -> tuple:
+        from sqlalchemy import func, select, text
+
+        s, r, a, e = self._sweeps, self._runs, self._attempts, self._epochs
+
+        def read(conn: Connection) -> tuple:
+            if not self._is_sqlite:  # one snapshot for the four queries while agents commit
+                conn.execute(text("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY"))
+            sweep = conn.execute(select(s.c.state, s.c.max_attempts).where(s.c.id == sweep_id)).one_or_none()
+            runs = conn.execute(select(r.c.state, func.count()).where(r.c.sweep_id == sweep_id)
+                                .group_by(r.c.state).order_by(r.c.state)).all()
+            attempts = conn.execute(
+                select(a.c.state, func.count(), func.count(a.c.wandb_run_id), func.max(a.c.id),
+                       func.max(a.c.heartbeat_at), func.max(a.c.ended_at))
+                .join(r, r.c.id == a.c.run_id).where(r.c.sweep_id == sweep_id)
+                .group_by(a.c.state).order_by(a.c.state)).all()
+            epochs = conn.execute(  # an ended attempt's rows are all in (finish_attempt): count the others'
+                select(func.count()).select_from(e).join(a, a.c.id == e.c.attempt_id).join(r, r.c.id == a.c.run_id)
+                .where(r.c.sweep_id == sweep_id, a.c.state.in_(GROWING))).scalar_one()
+            return (tuple(sweep or ()), *(tuple(row) for row in runs), *(tuple(row) for row in attempts), epochs)
+
+        return self._do(read)
 
     def histories(self, attempt_ids: Iterable[int]) -> dict[int, list[dict[str, Any]]]:
         from sqlalchemy import Text, select, type_coerce

@@ -190,6 +190,30 @@ class TestStoreContract:
         everything = store.run_summaries()
         assert {r.sweep_id for r in everything} == {sweep.id, other.id} and len(everything) == len(full) + 1
 
+    def test_sweep_version_changes_with_every_write_a_page_shows(self, store):
+        sweep = create(store, grid_spec([0.1, 0.2]))
+        other = create(store, grid_spec([0.3]))
+        seen = [store.sweep_version(sweep.id)]
+
+        def changed() -> bool:
+            seen.append(store.sweep_version(sweep.id))
+            return seen[-1] != seen[-2]
+
+        assert not changed()
+        c = claim(store, sweep)
+        assert changed()
+        store.log_epoch(c.attempt.id, {"epoch": 1, "val/acc": 0.1})
+        assert changed()
+        store.set_wandb_run_id(c.attempt.id, "abc12345")
+        assert changed()
+        store.finish_attempt(claim(store, other).attempt.id, "finished", {})  # another sweep: no change
+        assert not changed()
+        store.finish_attempt(c.attempt.id, "finished", {"state": "finished"})
+        assert changed()
+        store.set_sweep_state(sweep.id, "paused")
+        assert changed()
+        assert not changed()
+
     def test_cancel_stops_running_attempts_and_pending_runs(self, store):
         sweep = create(store, grid_spec([0.1, 0.2]))
         running = claim(store, sweep)

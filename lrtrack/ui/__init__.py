@@ -52,12 +52,14 @@ def serve(store_url: str | None, host: str, port: int, token: str | None, say: C
     import uvicorn
 
     from lrtrack.store import open_store
+    from lrtrack.ui import data
     from lrtrack.ui.app import create_app
 
     token = access_token(host, token)
     check_port(host, port)
     with open_store(store_url, create=False) as store:
         store.list_sweeps()  # an unreachable store fails here, with one line
+        data.warm_up()
         app = create_app(store, token)
         shown = f"[{host}]" if ":" in host else host
         url = f"http://{shown}:{port}/" + (f"?token={token}" if token else "")

@@ -17,6 +17,7 @@ from collections import Counter
 from typing import TYPE_CHECKING, Any
 
 from lrtrack.formatting import format_value
+from lrtrack.store import GROWING
 
 if TYPE_CHECKING:
     from lrtrack.report.study import Study
@@ -30,13 +31,20 @@ MAX_CURVES = 100
 MAX_IMPORTANCE_ROWS = 2000
 #: Run states counted on the sweeps page, in this order.
 STATES = ("pending", "running", "finished", "diverged", "early-stopped", "failed", "cancelled")
-#: Attempt states whose per-epoch rows may still grow (a crashed attempt's agent may be alive, just silent).
-LIVE_STATES = ("running", "crashed")
 
 
 def load_study(store: Store, sweep_id: str) -> Study:
     """The report's view of a sweep, verdicts included: the one code path the table comes from."""
     return SweepReader(store).study(sweep_id)
+
+
+def warm_up() -> None:
+    """Import what the first sweep page needs (the ``sweeps`` engine that checks a spec, and
+    scikit-learn for importance): seconds of imports paid at start, not by the first visitor."""
+    import sklearn.ensemble  # noqa: F401
+    import sweeps  # noqa: F401
+
+    import lrtrack.report  # noqa: F401
 
 
 def planned_runs(spec: dict[str, Any]) -> int | None:
@@ -100,8 +108,8 @@ class SweepReader:
     attempt each run's report row shows (`lrtrack.report.study.shown_attempt`), and of those only the
     ones it does not hold yet: an attempt that has ended (not ``running`` or ``crashed``: a
     crashed attempt's agent may still be writing) keeps its rows, so they are read once per
-    dashboard process. A sweep page whose runs, attempts and live rows are unchanged since the
-    last poll is answered with the JSON computed then.
+    dashboard process. A sweep whose `Store.sweep_version` (one small aggregate read) is
+    unchanged since the last poll is answered with the JSON computed then.
 
     It stands in for the store where the report's `load_study` reads one (`runs`, and the
     store's other methods through it), so the table still comes from the report's code.
@@ -110,7 +118,7 @@ class SweepReader:
     def __init__(self, store: Store) -> None:
         self._store = store
         self._ended_rows: dict[int, list[dict[str, Any]]] = {}  #: attempt id -> per-epoch rows
-        self._pages: dict[str, tuple[Any, bytes]] = {}  #: sweep id -> (what the page was computed from, its JSON)
+        self._pages: dict[str, tuple[tuple, bytes]] = {}  #: sweep id -> (its version then, the page's JSON)
         self._runs: dict[str, list[RunRecord]] = {}  #: the runs read for the page being computed
 
     def runs(self, sweep_id: str) -> list[RunRecord]:
@@ -121,11 +129,11 @@ class SweepReader:
 
         runs = self._store.run_summaries(sweep_id)
         shown = [attempt for attempt in map(shown_attempt, runs) if attempt is not None]
-        fresh = self._store.histories(a.id for a in shown if a.state in LIVE_STATES or a.id not in self._ended_rows)
+        fresh = self._store.histories(a.id for a in shown if a.state in GROWING or a.id not in self._ended_rows)
         for attempt in shown:
-            if attempt.state in LIVE_STATES or attempt.id not in self._ended_rows:
+            if attempt.state in GROWING or attempt.id not in self._ended_rows:
                 attempt.history = fresh.get(attempt.id, [])
-                if attempt.state not in LIVE_STATES:
+                if attempt.state not in GROWING:
                     self._ended_rows[attempt.id] = attempt.history
             else:
                 attempt.history = self._ended_rows[attempt.id]
@@ -140,25 +148,20 @@ class SweepReader:
         return report_study(self, sweep_id)
 
     def detail_json(self, sweep_id: str) -> bytes:
-        """`sweep_detail` as JSON, recomputed only when the sweep changed since the last call."""
+        """`sweep_detail` as JSON, recomputed only when `Store.sweep_version` changed since the last call."""
         import json
 
-        sweep = self._store.get_sweep(sweep_id)
-        runs = self.runs(sweep_id)
-        self._runs[sweep_id] = runs  # load_study reads these, not a second copy
-        try:
-            basis = (sweep.state, tuple(
-                (run.id, run.state, tuple((a.id, a.state, a.ended_at, a.wandb_run_id, a.worker,
-                                           len(a.history), repr(a.history[-1:]) if a.state in LIVE_STATES else "")
-                                          for a in run.attempts))
-                for run in runs))
-            cached = self._pages.get(sweep_id)
-            if cached is None or cached[0] != basis:
+        version = self._store.sweep_version(sweep_id)  # read first: a change landing after it shows next poll
+        cached = self._pages.get(sweep_id)
+        if cached is None or cached[0] != version:
+            sweep = self._store.get_sweep(sweep_id)
+            self._runs[sweep_id] = self.runs(sweep_id)  # load_study reads these, not a second copy
+            try:
                 body = json.dumps(self._detail(sweep_id, sweep), separators=(",", ":")).encode()
-                self._pages[sweep_id] = cached = (basis, body)
-            return cached[1]
-        finally:
-            del self._runs[sweep_id]
+            finally:
+                del self._runs[sweep_id]
+            self._pages[sweep_id] = cached = (version, body)
+        return cached[1]
 
     def detail(self, sweep_id: str) -> dict[str, Any]:
         import json
