@@ -636,25 +636,28 @@ class SqlStore(Store):
         return list(runs.values())
 
     def run_summaries(self, sweep_id: str | None = None) -> list[RunRecord]:
-        from sqlalchemy import select
+        from sqlalchemy import Text, select, type_coerce
 
         r, a = self._runs, self._attempts
-        query = (select(r.c.id, r.c.sweep_id, r.c.number, r.c.config, r.c.state,
-                        a.c.id.label("attempt_id"), a.c.number.label("attempt_number"), a.c.state.label("attempt_state"),
-                        a.c.worker, a.c.wandb_run_id, a.c.started_at, a.c.ended_at, a.c.summary)
+        query = (select(r.c.id, r.c.sweep_id, r.c.number, type_coerce(r.c.config, Text), r.c.state,
+                        a.c.id, a.c.number, a.c.state, a.c.worker, a.c.wandb_run_id, a.c.started_at, a.c.ended_at,
+                        type_coerce(a.c.summary, Text))
                  .join(a, a.c.run_id == r.c.id, isouter=True)
                  .order_by(r.c.sweep_id, r.c.number, a.c.number))
         if sweep_id is not None:
             query = query.where(r.c.sweep_id == sweep_id)
+        rows = self._do(lambda conn: conn.execute(query).all())
+        configs = _decode_all(row[3] for row in rows)
+        summaries = _decode_all(row[12] or "null" for row in rows)
         runs: dict[int, RunRecord] = {}
-        for row in self._do(lambda conn: conn.execute(query).all()):
-            run = runs.get(row.id)
+        for row, config, summary in zip(rows, configs, summaries):
+            run_id, sweep, number, _, state, attempt_id, *attempt, started, ended, _ = row
+            run = runs.get(run_id)
             if run is None:
-                run = runs[row.id] = RunRecord(row.id, row.sweep_id, row.number, row.config, row.state)
-            if row.attempt_id is not None:
-                run.attempts.append(AttemptRecord(
-                    row.attempt_id, row.id, row.attempt_number, row.attempt_state, row.worker, row.wandb_run_id,
-                    _datetime(row.started_at), _datetime(row.ended_at), row.summary or {}))
+                run = runs[run_id] = RunRecord(run_id, sweep, number, config, state)
+            if attempt_id is not None:
+                run.attempts.append(AttemptRecord(attempt_id, run_id, *attempt, _datetime(started), _datetime(ended),
+                                                  summary or {}))
         return list(runs.values())
 
     def sweep_version(self, sweep_id: str) -> tuple:
@@ -690,12 +693,7 @@ class SqlStore(Store):
             query = (select(e.c.attempt_id, type_coerce(e.c.metrics, Text))
                      .where(e.c.attempt_id.in_(ids[start:start + 500])).order_by(e.c.attempt_id, e.c.epoch))
             rows = self._do(lambda conn, query=query: conn.execute(query).all())
-            # one json.loads for the whole batch: the per-row decode was most of a big sweep's read time
-            try:
-                decoded = json.loads("[" + ",".join(text for _, text in rows) + "]")
-            except ValueError:
-                raise StoreError(NOT_JSON) from None
-            for (attempt_id, _), metrics in zip(rows, decoded):
+            for (attempt_id, _), metrics in zip(rows, _decode_all(text for _, text in rows)):
                 result.setdefault(attempt_id, []).append(metrics)
         return result
 
@@ -1100,6 +1098,19 @@ def _begin_immediate(conn) -> None:
 def _sweep_record(row) -> SweepRecord:
     return SweepRecord(row.id, row.name, row.backend, row.state, row.spec, row.wandb_config, row.project,
                        row.entity, _datetime(row.created_at), row.max_attempts)
+
+
+def _decode_all(texts: Iterable[str]) -> list[Any]:
+    """Stored JSON texts decoded with one ``json.loads`` (per-value decoding was most of the
+    time of reading a big sweep)."""
+    texts = list(texts)
+    try:
+        values = json.loads("[" + ",".join(texts) + "]")
+    except ValueError:
+        raise StoreError(NOT_JSON) from None
+    if len(values) != len(texts):  # a tampered text such as '1, 2' would shift every value after it
+        raise StoreError(NOT_JSON)
+    return values
 
 
 def _datetime(seconds: float | None) -> datetime | None:
