@@ -47,9 +47,9 @@ def agents(url: str, sweep, claimers: int, epochs: int, seconds: float) -> dict[
     stop = time.monotonic() + seconds
     errors: list[BaseException] = []
 
-    def timed(kind: str, call, *args):
+    def timed(kind: str, call, *args, **kwargs):
         start = time.perf_counter()
-        result = call(*args)
+        result = call(*args, **kwargs)
         times[kind].append(time.perf_counter() - start)
         return result
 
@@ -58,7 +58,7 @@ def agents(url: str, sweep, claimers: int, epochs: int, seconds: float) -> dict[
             with open_store(url, create=False) as store:
                 next_config = propose(sweep.wandb_config)
                 while time.monotonic() < stop:
-                    claim = timed("claim", store.claim_run, sweep.id, f"bench:{index}", next_config, 3600)
+                    claim = timed("claim", store.claim_run, sweep.id, f"bench:{index}", next_config, grace_seconds=3600)
                     if claim.run is None:
                         raise RuntimeError(f"the grid ran out ({claim.reason}): use a bigger --points")
                     for epoch in range(1, epochs + 1):
