@@ -115,11 +115,12 @@ class SweepReader:
     store's other methods through it), so the table still comes from the report's code.
     """
 
-    def __init__(self, store: Store, cpu_share: float = 0.25) -> None:
+    def __init__(self, store: Store, cpu_share: float = 0.25, free_seconds: float = 0.5) -> None:
         self._store = store
-        #: A changed sweep's page is recomputed no sooner than keeps its computing under this share
-        #: of one core: a page that took 1 s is reused for the next 3 s (1 would recompute every poll).
-        self.cpu_share = cpu_share
+        #: A changed sweep's page that took ``free_seconds`` or more to compute is recomputed no sooner
+        #: than keeps its computing under ``cpu_share`` of one core: one that took 1 s is reused for the
+        #: next 3 s. Quicker pages (every small sweep) are recomputed whenever the sweep changed.
+        self.cpu_share, self.free_seconds = cpu_share, free_seconds
         self._fresh_until: dict[str, float] = {}  #: sweep id -> time.monotonic() before which the page is reused
         self._ended_rows: dict[int, list[dict[str, Any]]] = {}  #: attempt id -> per-epoch rows
         self._pages: dict[str, tuple[tuple, bytes]] = {}  #: sweep id -> (its version then, the page's JSON)
@@ -169,7 +170,8 @@ class SweepReader:
                 del self._runs[sweep_id]
             self._pages[sweep_id] = cached = (version, body)
             now = time.monotonic()
-            self._fresh_until[sweep_id] = now + (now - start) * (1 / self.cpu_share - 1)
+            took = now - start
+            self._fresh_until[sweep_id] = now + took * (1 / self.cpu_share - 1) if took >= self.free_seconds else now
         return cached[1]
 
     def detail(self, sweep_id: str) -> dict[str, Any]:
