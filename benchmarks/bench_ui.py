@@ -62,7 +62,7 @@ def generate(url: str, runs: int, epochs: int, sweeps: int) -> str:
                     acc = min(0.99, acc + (1 - acc) * min(0.5, lr * 20) * rng.uniform(0.5, 1))
                     history.append({"epoch": epoch, "train/loss": -math.log(max(acc, 1e-3)), "train/acc": acc,
                                     "val/loss": -math.log(max(acc * 0.98, 1e-3)), "val/acc": acc * 0.98, "lr": lr})
-                summary = {**history[-1], "state": "finished", "epochs_run": epochs,
+                summary = {**history[-1], "state": "finished", "epochs_run": epochs, "num_classes": 10,
                            "best/val_acc": history[-1]["val/acc"], "best/epoch": epochs}
                 attempt_id = conn.execute(insert(tables["lrtrack_attempts"]).values(
                     run_id=run_id, number=1, state="finished", worker="bench", wandb_run_id=f"r{number:07d}",

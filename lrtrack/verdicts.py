@@ -260,7 +260,7 @@ def settled(row: ConfigResult) -> str:
 def _tail(row: ConfigResult, key: str) -> tuple[list[int], list[float]]:
     """The last `WINDOW` finite values of ``key`` and their epochs (read from the end: a big
     sweep's page judges thousands of runs)."""
-    from lrtrack.report import _number
+    from lrtrack.report.study import _number
 
     pairs = []
     for logged in reversed(row.history):

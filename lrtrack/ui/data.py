@@ -44,7 +44,7 @@ def warm_up() -> None:
     import sklearn.ensemble  # noqa: F401
     import sweeps  # noqa: F401
 
-    import lrtrack.report  # noqa: F401
+    import lrtrack.report.study  # noqa: F401
 
 
 def planned_runs(spec: dict[str, Any]) -> int | None:
