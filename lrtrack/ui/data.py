@@ -39,10 +39,9 @@ def load_study(store: Store, sweep_id: str) -> Study:
 
 
 def warm_up() -> None:
-    """Import what the first sweep page needs (the ``sweeps`` engine that checks a spec, and
-    scikit-learn for importance): seconds of imports paid at start, not by the first visitor."""
+    """Import what the first sweep page needs (scikit-learn for importance, the report): seconds
+    of imports paid at start, not by the first visitor."""
     import sklearn.ensemble  # noqa: F401
-    import sweeps  # noqa: F401
 
     import lrtrack.report.study  # noqa: F401
 
