@@ -114,7 +114,8 @@ def main() -> None:
     if args.quick:
         args.runs, args.sweeps, args.rounds = 1000, 50, 2
     args.rounds = args.rounds or 3
-    url = args.store or f"sqlite:///{tempfile.mkdtemp(prefix='bench-ui-')}/store.db"
+    scratch = None if args.store else tempfile.TemporaryDirectory(prefix="bench-ui-")  # removed at the end
+    url = args.store or f"sqlite:///{scratch.name}/store.db"
     start = time.perf_counter()
     sweep_id = generate(url, args.runs, args.epochs, args.sweeps)
     print(f"generated {args.runs:,} runs x {args.epochs} epochs and {args.sweeps} sweeps in "
@@ -136,6 +137,8 @@ def main() -> None:
           f"then the next poll of the unchanged sweep):")
     for name in pages:
         print(f"  {name:42s} first {statistics.median(cold[name]):6.2f} s   next {statistics.median(times[name]):6.2f} s")
+    if scratch is not None:
+        scratch.cleanup()
 
 
 if __name__ == "__main__":
