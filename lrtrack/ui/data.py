@@ -114,13 +114,8 @@ class SweepReader:
     store's other methods through it), so the table still comes from the report's code.
     """
 
-    def __init__(self, store: Store, cpu_share: float = 0.25, free_seconds: float = 0.5) -> None:
+    def __init__(self, store: Store) -> None:
         self._store = store
-        #: A changed sweep's page that took ``free_seconds`` or more to compute is recomputed no sooner
-        #: than keeps its computing under ``cpu_share`` of one core: one that took 1 s is reused for the
-        #: next 3 s. Quicker pages (every small sweep) are recomputed whenever the sweep changed.
-        self.cpu_share, self.free_seconds = cpu_share, free_seconds
-        self._fresh_until: dict[str, float] = {}  #: sweep id -> time.monotonic() before which the page is reused
         self._ended_rows: dict[int, list[dict[str, Any]]] = {}  #: attempt id -> per-epoch rows
         self._pages: dict[str, tuple[tuple, bytes]] = {}  #: sweep id -> (its version then, the page's JSON)
         self._runs: dict[str, list[RunRecord]] = {}  #: the runs read for the page being computed
@@ -156,11 +151,8 @@ class SweepReader:
         import json
 
         cached = self._pages.get(sweep_id)
-        if cached is not None and time.monotonic() < self._fresh_until.get(sweep_id, 0.0):
-            return cached[1]  # a busy live sweep: the page computed moments ago (it says when)
         version = self._store.sweep_version(sweep_id)  # read first: a change landing after it shows next poll
         if cached is None or cached[0] != version:
-            start = time.monotonic()
             sweep = self._store.get_sweep(sweep_id)
             self._runs[sweep_id] = self.runs(sweep_id)  # load_study reads these, not a second copy
             try:
@@ -168,9 +160,6 @@ class SweepReader:
             finally:
                 del self._runs[sweep_id]
             self._pages[sweep_id] = cached = (version, body)
-            now = time.monotonic()
-            took = now - start
-            self._fresh_until[sweep_id] = now + took * (1 / self.cpu_share - 1) if took >= self.free_seconds else now
         return cached[1]
 
     def detail(self, sweep_id: str) -> dict[str, Any]:
@@ -188,7 +177,7 @@ class SweepReader:
                 "fixed": {k: format_value(v) for k, v in study.fixed.items()},
                 "parameters": study.parameters, "swept": study.swept,
                 "planned": planned_runs(sweep.spec), "chance": study.chance,
-                "read_at": time.time(),  # when this page's data was read (a busy sweep's may be seconds old)
+                "read_at": time.time(),  # when this page's data was read from the store
             },
             "curves": curves(study),
             "table": results_table(study),
