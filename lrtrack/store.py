@@ -75,7 +75,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator
 
 from lrtrack.errors import (
     LrtrackWarning, NoStoreError, StoreError, StoreGoneError, StoreOpenError, UnknownSweepError, UserError,
@@ -95,8 +95,13 @@ DEFAULT_MAX_ATTEMPTS = 3
 SAFE_ID = r"[A-Za-z0-9_-]{1,64}"
 
 
+#: Attempt states whose per-epoch rows may still grow: a crashed attempt's agent may be alive, only silent.
+GROWING = ("running", "crashed")
+
 #: How long one SQLite statement waits for another agent's write lock before `SqlStore._do` retries.
 SQLITE_BUSY_SECONDS = 1.0
+#: The error when a stored JSON value does not decode.
+NOT_JSON = "the store holds a value that is not JSON (a corrupt or tampered store)"
 
 #: Schema upgrades, in order: ``MIGRATIONS[v - 1:]`` brings a version-``v`` store to `SCHEMA_VERSION`.
 MIGRATIONS = (
@@ -227,6 +232,23 @@ class Store:
         """Every run of the sweep with its attempts and their histories, in proposal order."""
         raise NotImplementedError
 
+    def run_summaries(self, sweep_id: str | None = None) -> list[RunRecord]:
+        """Every run of the sweep (of every sweep when None) with its attempts and their summaries,
+        but no per-epoch rows (each attempt's ``history`` is empty; `histories` reads them): what a
+        page listing thousands of runs needs, read in one query. In proposal order per sweep."""
+        raise NotImplementedError
+
+    def sweep_version(self, sweep_id: str) -> tuple:
+        """A value that changes whenever the sweep's state, its runs, their attempts or their
+        per-epoch rows change (counts and latest times, read in one transaction): a reader that
+        kept what it read under an equal value has nothing to read again. (An epoch row rewritten
+        in place, which only a retried write does, does not change it.)"""
+        raise NotImplementedError
+
+    def histories(self, attempt_ids: Iterable[int]) -> dict[int, list[dict[str, Any]]]:
+        """The per-epoch rows of each of ``attempt_ids``, in epoch order (an attempt with none: absent)."""
+        raise NotImplementedError
+
     def claim_run(self, sweep_id: str, worker: str, propose: Proposer, *, grace_seconds: float,
                   wandb_run_id: str | None = None) -> Claim:
         """Atomically: requeue attempts silent for ``grace_seconds``, then claim a pending run
@@ -328,7 +350,7 @@ def _tables():
             try:
                 return None if value is None else json.loads(value)
             except ValueError:
-                raise StoreError("the store holds a value that is not JSON (a corrupt or tampered store)") from None
+                raise StoreError(NOT_JSON) from None
 
     metadata = MetaData()
     Table("lrtrack_meta", metadata, Column("key", String(64), primary_key=True), Column("value", Text, nullable=False))
@@ -606,6 +628,68 @@ class SqlStore(Store):
         for attempt_id, metrics in conn.execute(query):
             attempts[attempt_id].history.append(metrics)
         return list(runs.values())
+
+    def run_summaries(self, sweep_id: str | None = None) -> list[RunRecord]:
+        from sqlalchemy import Text, select, type_coerce
+
+        r, a = self._runs, self._attempts
+        query = (select(r.c.id, r.c.sweep_id, r.c.number, type_coerce(r.c.config, Text), r.c.state,
+                        a.c.id, a.c.number, a.c.state, a.c.worker, a.c.wandb_run_id, a.c.started_at, a.c.ended_at,
+                        type_coerce(a.c.summary, Text))
+                 .join(a, a.c.run_id == r.c.id, isouter=True)
+                 .order_by(r.c.sweep_id, r.c.number, a.c.number))
+        if sweep_id is not None:
+            query = query.where(r.c.sweep_id == sweep_id)
+        rows = self._do(lambda conn: conn.execute(query).all())
+        configs = _decode_all(row[3] for row in rows)
+        summaries = _decode_all(row[12] or "null" for row in rows)
+        runs: dict[int, RunRecord] = {}
+        for row, config, summary in zip(rows, configs, summaries):
+            run_id, sweep, number, _, state, attempt_id, *attempt, started, ended, _ = row
+            run = runs.get(run_id)
+            if run is None:
+                run = runs[run_id] = RunRecord(run_id, sweep, number, config, state)
+            if attempt_id is not None:
+                run.attempts.append(AttemptRecord(attempt_id, run_id, *attempt, _datetime(started), _datetime(ended),
+                                                  summary or {}))
+        return list(runs.values())
+
+    def sweep_version(self, sweep_id: str) -> tuple:
+        from sqlalchemy import func, select, text
+
+        s, r, a, e = self._sweeps, self._runs, self._attempts, self._epochs
+
+        def read(conn: Connection) -> tuple:
+            if not self._is_sqlite:  # one snapshot for the four queries while agents commit
+                conn.execute(text("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY"))
+            sweep = conn.execute(select(s.c.state, s.c.max_attempts).where(s.c.id == sweep_id)).one_or_none()
+            runs = conn.execute(select(r.c.state, func.count()).where(r.c.sweep_id == sweep_id)
+                                .group_by(r.c.state).order_by(r.c.state)).all()
+            attempts = conn.execute(
+                select(a.c.state, func.count(), func.count(a.c.wandb_run_id), func.max(a.c.id),
+                       func.max(a.c.heartbeat_at), func.max(a.c.ended_at))
+                .join(r, r.c.id == a.c.run_id).where(r.c.sweep_id == sweep_id)
+                .group_by(a.c.state).order_by(a.c.state)).all()
+            epochs = conn.execute(  # an ended attempt's rows are all in (finish_attempt): count the others'
+                select(func.count()).select_from(e).join(a, a.c.id == e.c.attempt_id).join(r, r.c.id == a.c.run_id)
+                .where(r.c.sweep_id == sweep_id, a.c.state.in_(GROWING))).scalar_one()
+            return (tuple(sweep or ()), *(tuple(row) for row in runs), *(tuple(row) for row in attempts), epochs)
+
+        return self._do(read)
+
+    def histories(self, attempt_ids: Iterable[int]) -> dict[int, list[dict[str, Any]]]:
+        from sqlalchemy import Text, select, type_coerce
+
+        e = self._epochs
+        ids = sorted(set(attempt_ids))
+        result: dict[int, list[dict[str, Any]]] = {}
+        for start in range(0, len(ids), 500):  # bounded IN lists (SQLite caps bound parameters)
+            query = (select(e.c.attempt_id, type_coerce(e.c.metrics, Text))
+                     .where(e.c.attempt_id.in_(ids[start:start + 500])).order_by(e.c.attempt_id, e.c.epoch))
+            rows = self._do(lambda conn, query=query: conn.execute(query).all())
+            for (attempt_id, _), metrics in zip(rows, _decode_all(text for _, text in rows)):
+                result.setdefault(attempt_id, []).append(metrics)
+        return result
 
     def claim_run(self, sweep_id, worker, propose, *, grace_seconds, wandb_run_id=None) -> Claim:
         def claim(conn: Connection) -> Claim:
@@ -1008,6 +1092,19 @@ def _begin_immediate(conn) -> None:
 def _sweep_record(row) -> SweepRecord:
     return SweepRecord(row.id, row.name, row.backend, row.state, row.spec, row.wandb_config, row.project,
                        row.entity, _datetime(row.created_at), row.max_attempts)
+
+
+def _decode_all(texts: Iterable[str]) -> list[Any]:
+    """Stored JSON texts decoded with one ``json.loads`` (per-value decoding was most of the
+    time of reading a big sweep)."""
+    texts = list(texts)
+    try:
+        values = json.loads("[" + ",".join(texts) + "]")
+    except ValueError:
+        raise StoreError(NOT_JSON) from None
+    if len(values) != len(texts):  # a tampered text such as '1, 2' would shift every value after it
+        raise StoreError(NOT_JSON)
+    return values
 
 
 def _datetime(seconds: float | None) -> datetime | None:

@@ -257,8 +257,18 @@ def settled(row: ConfigResult) -> str:
 
 
 def _tail(row: ConfigResult, key: str) -> tuple[list[int], list[float]]:
-    epochs, values = row.series(key)
-    pairs = [(e, v) for e, v in zip(epochs, values) if v is not None and math.isfinite(v)][-WINDOW:]
+    """The last `WINDOW` finite values of ``key`` and their epochs (read from the end: a big
+    sweep's page judges thousands of runs)."""
+    from lrtrack.report.study import _number
+
+    pairs = []
+    for logged in reversed(row.history):
+        value = _number(logged[key]) if key in logged else None
+        if value is not None and math.isfinite(value):
+            pairs.append((logged["epoch"], value))
+            if len(pairs) == WINDOW:
+                break
+    pairs.reverse()
     return [e for e, _ in pairs], [v for _, v in pairs]
 
 

@@ -160,6 +160,60 @@ class TestStoreContract:
         assert math.isnan(run.history[1]["train/loss"]) and math.isinf(run.summary["train/loss"])
         assert run.attempts[0].ended_at is not None
 
+    def test_run_summaries_and_histories_read_what_runs_reads_in_parts(self, store):
+        sweep = create(store, grid_spec([10.0, 0.1, 0.2]), max_attempts=2)
+        other = create(store, grid_spec([0.3]))
+        first = claim(store, sweep)  # crashes once, then finishes on its second attempt
+        store.log_epoch(first.attempt.id, {"epoch": 1, "train/loss": 9.0})
+        store.finish_attempt(first.attempt.id, "crashed", {"state": "crashed"})
+        second = claim(store, sweep)
+        for epoch, loss in ((2, float("nan")), (1, 2.5), (3, 1.5)):  # written out of order, NaN included
+            store.log_epoch(second.attempt.id, {"epoch": epoch, "train/loss": loss})
+        store.finish_attempt(second.attempt.id, "finished", {"state": "finished", "val/acc": 0.5})
+        claim(store, sweep)  # running, no epoch yet; the third run stays pending
+        store.finish_attempt(claim(store, other).attempt.id, "finished", {"val/acc": 0.7})
+
+        full = store.runs(sweep.id)
+        light = store.run_summaries(sweep.id)
+        assert [(r.number, r.state, r.config) for r in light] == [(r.number, r.state, r.config) for r in full]
+        assert [[(a.id, a.number, a.state, a.summary, a.ended_at) for a in r.attempts] for r in light] == \
+            [[(a.id, a.number, a.state, a.summary, a.ended_at) for a in r.attempts] for r in full]
+        assert all(a.history == [] for r in light for a in r.attempts)
+        attempts = [a for r in full for a in r.attempts]
+        rows = store.histories(a.id for a in attempts)
+        assert {a.id for a in attempts if a.history} == set(rows)
+        for a in attempts:
+            assert json.dumps(rows.get(a.id, [])) == json.dumps(a.history)  # NaN compares equal as text
+        assert [r["epoch"] for r in rows[second.attempt.id]] == [1, 2, 3]
+        assert math.isnan(rows[second.attempt.id][1]["train/loss"])
+        assert store.histories([]) == {}
+        everything = store.run_summaries()
+        assert {r.sweep_id for r in everything} == {sweep.id, other.id} and len(everything) == len(full) + 1
+
+    def test_sweep_version_changes_with_every_write_a_page_shows(self, store):
+        sweep = create(store, grid_spec([0.1, 0.2]))
+        other = create(store, grid_spec([0.3]))
+        seen = [store.sweep_version(sweep.id)]
+
+        def changed() -> bool:
+            seen.append(store.sweep_version(sweep.id))
+            return seen[-1] != seen[-2]
+
+        assert not changed()
+        c = claim(store, sweep)
+        assert changed()
+        store.log_epoch(c.attempt.id, {"epoch": 1, "val/acc": 0.1})
+        assert changed()
+        store.set_wandb_run_id(c.attempt.id, "abc12345")
+        assert changed()
+        store.finish_attempt(claim(store, other).attempt.id, "finished", {})  # another sweep: no change
+        assert not changed()
+        store.finish_attempt(c.attempt.id, "finished", {"state": "finished"})
+        assert changed()
+        store.set_sweep_state(sweep.id, "paused")
+        assert changed()
+        assert not changed()
+
     def test_cancel_stops_running_attempts_and_pending_runs(self, store):
         sweep = create(store, grid_spec([0.1, 0.2]))
         running = claim(store, sweep)

@@ -182,3 +182,41 @@ def test_bad_store_or_busy_port_is_one_line_and_exit_2(tmp_path):
         proc = lrtrack("ui", "--store", store, "--port", str(busy.getsockname()[1]), timeout=60)
     assert proc.returncode == 2
     assert len(proc.stderr.strip().splitlines()) == 1 and "cannot listen" in proc.stderr
+
+
+def test_many_or_long_curves_are_limited_thinned_and_say_so_and_polls_see_new_epochs(store_url, monkeypatch):
+    """The sweep page's data over a real store (no browser): with more configs than `MAX_CURVES`
+    only the best are drawn, longer curves than `MAX_POINTS` keep every k-th epoch and the last,
+    the note says both; an unchanged sweep is answered from the reader's cache, a new epoch is not."""
+    from lrtrack.config import SweepSpec
+    from lrtrack.store import open_store
+    from lrtrack.sweep import propose
+    from lrtrack.ui import data
+
+    monkeypatch.setattr(data, "MAX_CURVES", 2)
+    monkeypatch.setattr(data, "MAX_POINTS", 4)
+    spec = SweepSpec(name="long", parameters={"lr": {"values": [0.1, 0.2, 0.3]}},
+                     fixed={"dataset": "digits", "epochs": 9})
+    with open_store(store_url) as store:
+        sweep = store.create_sweep(name=spec.name, backend="local", spec=spec.model_dump(mode="json"),
+                                   wandb_config=spec.to_wandb(), project=spec.project, entity=None)
+        claims = [store.claim_run(sweep.id, "w", propose(sweep.wandb_config), grace_seconds=60) for _ in range(3)]
+        for n, c in enumerate(claims):  # lr 0.1 ends at 0.5, lr 0.2 at 0.6, lr 0.3 at 0.7 (still running)
+            for epoch in range(1, 10 if n < 2 else 9):
+                store.log_epoch(c.attempt.id, {"epoch": epoch, "train/loss": 1 / epoch, "val/acc": 0.5 + n / 10 - (9 - epoch) / 100})
+            if n < 2:
+                store.finish_attempt(c.attempt.id, "finished", {"state": "finished", "epochs_run": 9})
+        reader = data.SweepReader(store)
+        detail = reader.detail(sweep.id)
+        lines = detail["curves"]["lines"]
+        assert [line["label"] for line in lines] == ["lr=0.3", "lr=0.2"]  # the best two by val/acc
+        assert lines[0]["epoch"] == [1, 4, 7, 8] and lines[1]["epoch"] == [1, 4, 7, 9]  # every 3rd and the last
+        assert detail["curves"]["note"] == ("showing the 2 best of 3 configurations by val/acc; curves longer than "
+                                            "4 epochs show every k-th epoch and the last")
+        assert detail["table"] == data.results_table(data.load_study(store, sweep.id))  # the report's own table
+        assert reader.detail_json(sweep.id) is reader.detail_json(sweep.id)  # unchanged: the page computed once
+        store.log_epoch(claims[2].attempt.id, {"epoch": 9, "train/loss": 0.1, "val/acc": 0.7})
+        assert reader.detail(sweep.id)["curves"]["lines"][0]["epoch"] == [1, 4, 7, 9]  # the new epoch is seen
+        monkeypatch.setattr(data, "MAX_CURVES", 100)
+        monkeypatch.setattr(data, "MAX_POINTS", 200)
+        assert data.sweep_detail(store, sweep.id)["curves"]["note"] == ""

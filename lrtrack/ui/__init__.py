@@ -7,6 +7,7 @@ runs it with uvicorn until Ctrl-C. What each page shows is computed in `lrtrack.
 from __future__ import annotations
 
 import ipaddress
+import os
 import secrets
 import socket
 from typing import Callable
@@ -52,12 +53,16 @@ def serve(store_url: str | None, host: str, port: int, token: str | None, say: C
     import uvicorn
 
     from lrtrack.store import open_store
+    from lrtrack.ui import data
     from lrtrack.ui.app import create_app
 
     token = access_token(host, token)
     check_port(host, port)
     with open_store(store_url, create=False) as store:
         store.list_sweeps()  # an unreachable store fails here, with one line
+        data.warm_up()
+        if hasattr(os, "nice"):  # on a machine shared with agents, the dashboard's computing yields to them
+            os.nice(10)
         app = create_app(store, token)
         shown = f"[{host}]" if ":" in host else host
         url = f"http://{shown}:{port}/" + (f"?token={token}" if token else "")

@@ -43,6 +43,7 @@ def create_app(store: Store, token: str | None = None) -> Starlette:
 
     templates = jinja2.Environment(loader=jinja2.PackageLoader("lrtrack.ui", "templates"), autoescape=True)
     csrf = secrets.token_urlsafe(24)
+    reader = data.SweepReader(store)  # one per dashboard: polls reuse what it read
     plotly_js = Path(str(resources.files("plotly") / "package_data" / "plotly.min.js"))
 
     def page(name: str, **context) -> HTMLResponse:
@@ -60,7 +61,7 @@ def create_app(store: Store, token: str | None = None) -> Starlette:
         return JSONResponse(data.sweeps_overview(store))
 
     async def api_sweep(request: Request) -> Response:
-        return JSONResponse(data.sweep_detail(store, request.path_params["sweep_id"]))
+        return Response(reader.detail_json(request.path_params["sweep_id"]), media_type="application/json")
 
     async def api_run_history(request: Request) -> Response:
         params = request.path_params
@@ -68,7 +69,7 @@ def create_app(store: Store, token: str | None = None) -> Starlette:
 
     async def csv_export(request: Request) -> Response:
         sweep_id = request.path_params["sweep_id"]
-        text = data.table_csv(data.load_study(store, sweep_id))
+        text = data.table_csv(reader.study(sweep_id))
         return PlainTextResponse(text, media_type="text/csv",
                                  headers={"Content-Disposition": f'attachment; filename="{sweep_id}.csv"'})
 

@@ -2,8 +2,11 @@
 
 Every number and verdict comes from `lrtrack.report` (`load_study`, `results_columns`,
 `cell`, the verdicts), so the dashboard's table is the report's table. Each function
-reads the store in short transactions (`Store.runs`, `Store.list_sweeps`) and holds no
-lock between them, so a dashboard never gets in an agent's way.
+reads the store in short read-only queries (`Store.run_summaries`, `Store.histories`,
+`Store.list_sweeps`) and holds no lock between them, so a dashboard never gets in an
+agent's way. `SweepReader` keeps, per dashboard process, what can no longer change
+(ended attempts' per-epoch rows, an unchanged sweep's page), so a poll of a big sweep
+reads little.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from collections import Counter
 from typing import TYPE_CHECKING, Any
 
 from lrtrack.formatting import format_value
+from lrtrack.store import GROWING
 
 if TYPE_CHECKING:
     from lrtrack.report.study import Study
@@ -31,9 +35,15 @@ STATES = ("pending", "running", "finished", "diverged", "early-stopped", "failed
 
 def load_study(store: Store, sweep_id: str) -> Study:
     """The report's view of a sweep, verdicts included: the one code path the table comes from."""
-    from lrtrack.report.study import load_study as report_study
+    return SweepReader(store).study(sweep_id)
 
-    return report_study(store, sweep_id)
+
+def warm_up() -> None:
+    """Import what the first sweep page needs (scikit-learn for importance, the report): seconds
+    of imports paid at start, not by the first visitor."""
+    import sklearn.ensemble  # noqa: F401
+
+    import lrtrack.report.study  # noqa: F401
 
 
 def planned_runs(spec: dict[str, Any]) -> int | None:
@@ -51,9 +61,15 @@ def planned_runs(spec: dict[str, Any]) -> int | None:
 
 
 def sweeps_overview(store: Store) -> list[dict[str, Any]]:
-    """One entry per sweep for the sweeps page: states, progress, best metric and its config, age."""
+    """One entry per sweep for the sweeps page: states, progress, best metric and its config, age.
+
+    Two queries whatever the store holds: the sweeps, and every run with its attempts' summaries
+    (`Store.run_summaries`, no per-epoch rows)."""
     now = time.time()
-    return [_overview(sweep, store.runs(sweep.id), now) for sweep in store.list_sweeps()]
+    runs: dict[str, list[RunRecord]] = {}
+    for run in store.run_summaries():
+        runs.setdefault(run.sweep_id, []).append(run)
+    return [_overview(sweep, runs.get(sweep.id, []), now) for sweep in store.list_sweeps()]
 
 
 def _overview(sweep: SweepRecord, runs: list[RunRecord], now: float) -> dict[str, Any]:
@@ -83,54 +99,110 @@ def _overview(sweep: SweepRecord, runs: list[RunRecord], now: float) -> dict[str
     }
 
 
-class _RunsReadOnce:
-    """The store, with `runs` read once per page: the report's loader and the runs list share it."""
+class SweepReader:
+    """The dashboard's reads of one store, keeping what can no longer change between polls.
+
+    A big sweep's cost is its per-epoch rows (10,000 runs x 20 epochs: 200,000 JSON rows).
+    The reader reads the runs without them (`Store.run_summaries`), then the rows of only the
+    attempt each run's report row shows (`lrtrack.report.study.shown_attempt`), and of those only the
+    ones it does not hold yet: an attempt that has ended (not ``running`` or ``crashed``: a
+    crashed attempt's agent may still be writing) keeps its rows, so they are read once per
+    dashboard process. A sweep whose `Store.sweep_version` (one small aggregate read) is
+    unchanged since the last poll is answered with the JSON computed then.
+
+    It stands in for the store where the report's `load_study` reads one (`runs`, and the
+    store's other methods through it), so the table still comes from the report's code.
+    """
 
     def __init__(self, store: Store) -> None:
-        self._store, self._runs = store, {}
+        self._store = store
+        self._ended_rows: dict[int, list[dict[str, Any]]] = {}  #: attempt id -> per-epoch rows
+        self._pages: dict[str, tuple[tuple, bytes]] = {}  #: sweep id -> (its version then, the page's JSON)
+        self._runs: dict[str, list[RunRecord]] = {}  #: the runs read for the page being computed
 
     def runs(self, sweep_id: str) -> list[RunRecord]:
-        if sweep_id not in self._runs:
-            self._runs[sweep_id] = self._store.runs(sweep_id)
-        return self._runs[sweep_id]
+        """Like `Store.runs`, but only the attempt the report shows of each run has its history."""
+        if sweep_id in self._runs:
+            return self._runs[sweep_id]
+        from lrtrack.report.study import shown_attempt
+
+        runs = self._store.run_summaries(sweep_id)
+        shown = [attempt for attempt in map(shown_attempt, runs) if attempt is not None]
+        fresh = self._store.histories(a.id for a in shown if a.state in GROWING or a.id not in self._ended_rows)
+        for attempt in shown:
+            if attempt.state in GROWING or attempt.id not in self._ended_rows:
+                attempt.history = fresh.get(attempt.id, [])
+                if attempt.state not in GROWING:
+                    self._ended_rows[attempt.id] = attempt.history
+            else:
+                attempt.history = self._ended_rows[attempt.id]
+        return runs
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._store, name)
 
+    def study(self, sweep_id: str) -> Study:
+        from lrtrack.report.study import load_study as report_study
+
+        return report_study(self, sweep_id)
+
+    def detail_json(self, sweep_id: str) -> bytes:
+        """`sweep_detail` as JSON, recomputed only when `Store.sweep_version` changed since the last call."""
+        import json
+
+        cached = self._pages.get(sweep_id)
+        version = self._store.sweep_version(sweep_id)  # read first: a change landing after it shows next poll
+        if cached is None or cached[0] != version:
+            sweep = self._store.get_sweep(sweep_id)
+            self._runs[sweep_id] = self.runs(sweep_id)  # load_study reads these, not a second copy
+            try:
+                body = json.dumps(self._detail(sweep_id, sweep), separators=(",", ":")).encode()
+            finally:
+                del self._runs[sweep_id]
+            self._pages[sweep_id] = cached = (version, body)
+        return cached[1]
+
+    def detail(self, sweep_id: str) -> dict[str, Any]:
+        import json
+
+        return json.loads(self.detail_json(sweep_id))
+
+    def _detail(self, sweep_id: str, sweep: SweepRecord) -> dict[str, Any]:
+        study = self.study(sweep_id)
+        return {
+            "sweep": {
+                "id": study.sweep_id, "name": study.name, "description": study.description,
+                "backend": study.backend, "state": sweep.state, "method": study.method,
+                "metric": study.metric.name, "goal": study.metric.goal,
+                "fixed": {k: format_value(v) for k, v in study.fixed.items()},
+                "parameters": study.parameters, "swept": study.swept,
+                "planned": planned_runs(sweep.spec), "chance": study.chance,
+                "read_at": time.time(),  # when this page's data was read from the store
+            },
+            "curves": curves(study),
+            "table": results_table(study),
+            "parcoords": parcoords(study),
+            "importance": importance(study),
+            "runs": [_run_entry(run) for run in self.runs(sweep_id)],
+        }
+
 
 def sweep_detail(store: Store, sweep_id: str) -> dict[str, Any]:
     """Everything the sweep page draws: settings, curves, the results table, parallel
-    coordinates, parameter importance, and each run's attempts (its history: `run_history`)."""
-    store = _RunsReadOnce(store)
-    study = load_study(store, sweep_id)
-    sweep = store.get_sweep(sweep_id)
-    runs = {run.number: run for run in store.runs(sweep_id)}
-    table = results_table(study)
-    return {
-        "sweep": {
-            "id": study.sweep_id, "name": study.name, "description": study.description,
-            "backend": study.backend, "state": sweep.state, "method": study.method,
-            "metric": study.metric.name, "goal": study.metric.goal,
-            "fixed": {k: format_value(v) for k, v in study.fixed.items()},
-            "parameters": study.parameters, "swept": study.swept,
-            "planned": planned_runs(sweep.spec), "chance": study.chance,
-        },
-        "curves": curves(study),
-        "table": table,
-        "parcoords": parcoords(study),
-        "importance": importance(study),
-        "runs": [_run_entry(run) for run in runs.values()],
-    }
+    coordinates, parameter importance, and each run's attempts (its history: `run_history`).
+    (The dashboard keeps one `SweepReader` and asks it, so that polls reuse what it read.)"""
+    return SweepReader(store).detail(sweep_id)
 
 
 def run_history(store: Store, sweep_id: str, number: int) -> list[dict[str, Any]]:
     """The per-epoch rows of run ``number``'s latest attempt (the page asks when a run is opened)."""
-    run = next((run for run in store.runs(sweep_id) if run.number == number), None)
+    run = next((run for run in store.run_summaries(sweep_id) if run.number == number), None)
     if run is None:
         from lrtrack.errors import UserError
 
         raise UserError(f"sweep {sweep_id} has no run {number}")
-    return [{k: _json_number(v) if k != "epoch" else v for k, v in row.items()} for row in run.history]
+    rows = store.histories([run.latest.id]).get(run.latest.id, []) if run.latest else []
+    return [{k: _json_number(v) if k != "epoch" else v for k, v in row.items()} for row in rows]
 
 
 def results_table(study: Study) -> dict[str, Any]:
@@ -258,7 +330,7 @@ def _run_entry(run: RunRecord) -> dict[str, Any]:
 def _thin(n: int) -> list[int]:
     if n <= MAX_POINTS:
         return list(range(n))
-    step = math.ceil(n / MAX_POINTS)
+    step = math.ceil((n - 1) / (MAX_POINTS - 1))  # with the last index added: at most MAX_POINTS
     keep = list(range(0, n, step))
     return keep if keep[-1] == n - 1 else [*keep, n - 1]
 
