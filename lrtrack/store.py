@@ -96,7 +96,7 @@ SAFE_ID = r"[A-Za-z0-9_-]{1,64}"
 
 
 #: Attempt states whose per-epoch rows may still grow: a crashed attempt's agent may be alive, only silent.
-GROWING = ("running", "crashed")
+GROWING = (State.RUNNING, State.CRASHED)
 
 #: How long one SQLite statement waits for another agent's write lock before `SqlStore._do` retries.
 SQLITE_BUSY_SECONDS = 1.0

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from lrtrack.errors import LrtrackError
+from lrtrack.states import State
 
 if TYPE_CHECKING:
     from starlette.applications import Starlette
@@ -25,7 +26,7 @@ if TYPE_CHECKING:
     from lrtrack.store import Store
 
 TOKEN_COOKIE = "lrtrack_token"
-ACTIONS = {"pause": "paused", "resume": "running", "cancel": "cancelled"}
+ACTIONS = {"pause": State.PAUSED, "resume": State.RUNNING, "cancel": State.CANCELLED}
 
 
 def create_app(store: Store, token: str | None = None) -> Starlette:

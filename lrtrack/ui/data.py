@@ -17,6 +17,7 @@ from collections import Counter
 from typing import TYPE_CHECKING, Any
 
 from lrtrack.formatting import format_value
+from lrtrack.states import RUN_ENDS, RUN_STATES
 from lrtrack.store import GROWING
 
 if TYPE_CHECKING:
@@ -29,8 +30,6 @@ MAX_POINTS = 200
 MAX_CURVES = 100
 #: Parameter importance fits its random forest on at most this many results (a seeded sample beyond).
 MAX_IMPORTANCE_ROWS = 2000
-#: Run states counted on the sweeps page, in this order.
-STATES = ("pending", "running", "finished", "diverged", "early-stopped", "failed", "cancelled")
 
 
 def load_study(store: Store, sweep_id: str) -> Study:
@@ -78,7 +77,7 @@ def _overview(sweep: SweepRecord, runs: list[RunRecord], now: float) -> dict[str
     maximize = (spec.get("metric") or {}).get("goal", "maximize") == "maximize"
     counts = Counter(run.state for run in runs)
     planned = planned_runs(spec)
-    done = sum(counts[s] for s in ("finished", "diverged", "early-stopped", "failed", "cancelled"))
+    done = sum(counts[s] for s in RUN_ENDS)
     scored = [(run.summary.get(metric), run) for run in runs if _finite(run.summary.get(metric))]
     best = (max if maximize else min)(scored, key=lambda pair: pair[0]) if scored else None
     created = sweep.created_at.timestamp() if sweep.created_at else None
@@ -88,7 +87,7 @@ def _overview(sweep: SweepRecord, runs: list[RunRecord], now: float) -> dict[str
         "backend": sweep.backend,
         "method": spec.get("method", "grid"),
         "state": sweep.state,
-        "counts": {state: counts.get(state, 0) for state in STATES},
+        "counts": {state: counts.get(state, 0) for state in RUN_STATES},
         "runs": len(runs),
         "planned": planned,
         "progress": (done / planned) if planned else None,
