@@ -1,10 +1,12 @@
-"""Driving the real ``lrtrack`` command line from tests: one subprocess per command."""
+"""What tests repeat: driving the real ``lrtrack`` command line (one subprocess per command),
+reading its results back, and waiting for a state with a deadline."""
 
 from __future__ import annotations
 
 import json
 import subprocess
 import sys
+import time
 from collections import Counter
 from pathlib import Path
 
@@ -38,3 +40,22 @@ def show(sweep_id: str, store: str) -> dict:
 def finished_configs(description: dict) -> Counter:
     """How many finished attempts each config has, from ``sweep show --json``."""
     return Counter(json.dumps(e["config"], sort_keys=True) for e in description["runs"] if e["state"] == "finished")
+
+
+def wait_for(condition, timeout: float, what: str, interval: float = 0.2):
+    """Poll ``condition()`` until it returns something true (returned), failing the test after
+    ``timeout`` seconds with ``what`` was awaited: tests wait for a state, never sleep for one."""
+    import pytest
+
+    deadline = time.monotonic() + timeout
+    while not (value := condition()):
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(interval)
+    return value
+
+
+def only_run_dir(wandb_dir: Path) -> Path:
+    """The one offline W&B run folder under ``wandb_dir`` (the test made exactly one)."""
+    (run,) = sorted((wandb_dir / "wandb").glob("offline-run-*"))
+    return run

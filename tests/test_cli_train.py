@@ -9,17 +9,13 @@ from pathlib import Path
 from typing import Any, Literal
 
 import pytest
-from clitools import lrtrack
+from clitools import lrtrack, only_run_dir
 
 from lrtrack import wandb_files
 
 DEBIAN_FASHION = Path("/usr/share/datasets/fashion-mnist")
 
 
-def only_run_dir(wandb_dir: Path) -> Path:
-    runs = sorted((wandb_dir / "wandb").glob("offline-run-*"))
-    assert len(runs) == 1, runs
-    return runs[0]
 
 
 def test_train_writes_an_offline_run_with_history_artifact_and_image(offline_wandb):

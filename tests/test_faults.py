@@ -16,12 +16,11 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-from clitools import create, lrtrack, show
+from clitools import create, lrtrack, show, wait_for
 
 from lrtrack import wandb_files
 from lrtrack.store import open_store
@@ -194,7 +193,7 @@ def test_a_takeover_after_sigstop_and_a_late_finish_count_once(tmp_path, offline
     store = f"sqlite:///{tmp_path}/store.db"
     sweep_id = create(write_spec(tmp_path / "grid.yaml", [0.01], epochs=3), store)
     slow = spawn_agent(sweep_id, store, fault="epoch@1:SIGSTOP")
-    wait_until(lambda: _epochs(store, sweep_id) >= 1)
+    wait_for(lambda: _epochs(store, sweep_id) >= 1, 120, "the first epoch in the store")
     rescuer = run_agent(sweep_id, store)  # waits out the grace period, takes the run over, finishes it
     assert rescuer.returncode == 0, rescuer.stderr
     slow.send_signal(signal.SIGCONT)
@@ -210,7 +209,7 @@ def test_a_deleted_store_stops_the_agent_with_an_error(tmp_path, offline_wandb):
     store = f"sqlite:///{path}"
     sweep_id = create(write_spec(tmp_path / "grid.yaml", [0.01], epochs=400), store)
     proc = spawn_agent(sweep_id, store)
-    wait_until(lambda: _epochs(store, sweep_id) >= 2)
+    wait_for(lambda: _epochs(store, sweep_id) >= 2, 120, "the second epoch in the store")
     path.unlink()
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == 1, (out, err)
@@ -259,12 +258,6 @@ def test_a_retried_commit_claims_and_creates_once(store_url, monkeypatch):
     assert [(r.number, r.state, [a.wandb_run_id for a in r.attempts]) for r in runs] == [(1, "finished", ["tok00001"])]
 
 
-def wait_until(condition, timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            pytest.fail("timed out")
-        time.sleep(0.1)
 
 
 def _epochs(store: str, sweep_id: str) -> int:

@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 import pytest
-from clitools import create, finished_configs, lrtrack, show, spawn
+from clitools import create, finished_configs, lrtrack, show, spawn, wait_for
 
 pytestmark = pytest.mark.postgres
 
@@ -44,12 +44,6 @@ def runs_now(store: str, sweep_id: str):
         return opened.runs(sweep_id)
 
 
-def wait_for(condition, what: str, timeout: float = 300) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {what}")
-        time.sleep(0.3)
 
 
 @pytest.fixture
@@ -126,7 +120,7 @@ def test_eight_agents_finish_a_24_point_grid_exactly_once_across_a_10s_server_ou
     settings = ["--heartbeat-seconds", "0.5", "--grace-seconds", "60", "--poll-seconds", "0.3"]
     agents = [spawn("agent", sweep_id, "--store", pg_db, *settings) for _ in range(8)]
 
-    wait_for(lambda: sum(run.state == "finished" for run in runs_now(pg_db, sweep_id)) >= 4, "4 finished runs")
+    wait_for(lambda: sum(run.state == "finished" for run in runs_now(pg_db, sweep_id)) >= 4, 300, "4 finished runs")
     before = runs_now(pg_db, sweep_id)
     outage_started = time.monotonic()
     server_script("restart-after", "10", server_dir=server_dir)

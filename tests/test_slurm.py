@@ -11,12 +11,11 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
-from clitools import create, finished_configs, lrtrack, show
+from clitools import create, finished_configs, lrtrack, show, wait_for
 
 from lrtrack import wandb_files
 from lrtrack.slurm import ArrayJob, SlurmTask, claiming_rank, render_script
@@ -141,13 +140,6 @@ def job_state(task: str) -> str | None:
     return out[0] if out else None
 
 
-def wait_until(predicate, timeout: float, what: str, interval: float = 0.2):
-    deadline = time.monotonic() + timeout
-    while not (value := predicate()):
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(interval)
-    return value
 
 
 def runs_of(store: str, sweep_id: str):
@@ -164,7 +156,7 @@ def test_a_job_array_of_3_runs_a_12_point_grid_exactly_once(tmp_path, offline_wa
     sweep_id = create(write_grid(tmp_path / "g.yaml", [0.001, 0.003, 0.01, 0.03], ["sgd", "adam", "adamw"], 1), pg_db)
     job = submit(sweep_id, pg_db, tmp_path, "--array", "3")
     assert "postgresql" not in (tmp_path / f"lrtrack-{sweep_id}.sbatch").read_text()
-    wait_until(lambda: job_state(job) is None, 240, f"job array {job} to finish", interval=1)
+    wait_for(lambda: job_state(job) is None, 240, f"job array {job} to finish", interval=1)
 
     description = show(sweep_id, pg_db)
     counts = finished_configs(description)
@@ -199,10 +191,10 @@ def test_usr1_and_scontrol_requeue_requeue_the_run_at_once_and_the_restarted_tas
                            if a.number == n)
 
     # 1. The time-limit warning: USR1 to the batch shell, which forwards it to the agent.
-    wait_until(epochs_of_attempt(1), 120, "the first run's second epoch")
+    wait_for(epochs_of_attempt(1), 120, "the first run's second epoch")
     signalled = time.monotonic()
     subprocess.run(["scancel", "--batch", "--signal=USR1", task], check=True)
-    wait_until(interrupted(1), 60, "attempt 1 interrupted")
+    wait_for(interrupted(1), 60, "attempt 1 interrupted")
     first_requeue = time.monotonic() - signalled
     (run,) = runs_of(pg_db, sweep_id)
     assert run.state == "pending" and run.attempts[0].state == "interrupted"  # requeued in the store at once
@@ -210,12 +202,12 @@ def test_usr1_and_scontrol_requeue_requeue_the_run_at_once_and_the_restarted_tas
     # after cred_expire (5 s in the test cluster, 120 s by default).
 
     # 2. SLURM requeues the running task (as preemption does): SIGTERM to every process of the job.
-    wait_until(epochs_of_attempt(2), 120, "attempt 2's second epoch")
+    wait_for(epochs_of_attempt(2), 120, "attempt 2's second epoch")
     signalled = time.monotonic()
     subprocess.run(["scontrol", "requeue", task], check=True)
-    wait_until(interrupted(2), 60, "attempt 2 interrupted")
+    wait_for(interrupted(2), 60, "attempt 2 interrupted")
     second_requeue = time.monotonic() - signalled
-    wait_until(lambda: job_state(task) is None and job_state(job) is None, 240, "the task to finish", interval=1)
+    wait_for(lambda: job_state(task) is None and job_state(job) is None, 240, "the task to finish", interval=1)
 
     # Default grace period 120 s: only the agent's own requeue can be this fast.
     assert first_requeue < 60 and second_requeue < 60

@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 import pytest
+from clitools import wait_for
 
 from lrtrack.config import SweepSpec
 from lrtrack.errors import NoStoreError, StoreError, StoreGoneError, StoreOpenError, UnknownSweepError, UserError
@@ -108,8 +109,9 @@ class TestStoreContract:
         sweep = create(store, grid_spec([0.1]))
         first = claim(store, sweep, worker="dead", grace=2.0)
         assert claim(store, sweep, grace=2.0).reason == "wait"  # still within the grace period
-        time.sleep(2.5)
-        second = claim(store, sweep, worker="rescuer", grace=2.0)
+        # wait for the state, not a sleep: until the grace period is over a claim only says "wait"
+        second = wait_for(lambda: (c := claim(store, sweep, worker="rescuer", grace=2.0)).run and c, 30,
+                          "the silent attempt requeued to the rescuer")
         assert second.run.id == first.run.id and second.attempt.number == 2
         (run,) = store.runs(sweep.id)
         assert [a.state for a in run.attempts] == ["crashed", "running"]
@@ -290,8 +292,8 @@ class TestStoreContract:
     def test_a_late_finish_after_the_last_allowed_crash_finishes_the_run(self, store):
         sweep = create(store, grid_spec([0.1]), max_attempts=1)
         slow = claim(store, sweep, grace=0.5)
-        time.sleep(1.0)
-        assert claim(store, sweep, grace=0.5).reason == "exhausted"  # crashed: its one attempt used up
+        # crashed once the grace period is over (a claim only says "wait" until then): its one attempt used up
+        wait_for(lambda: claim(store, sweep, grace=0.5).reason == "exhausted", 30, "the silent attempt crashed")
         assert store.runs(sweep.id)[0].state == "failed"
         assert store.finish_attempt(slow.attempt.id, "finished", {"state": "finished"}) == ("finished", "finished")
         assert store.runs(sweep.id)[0].state == "finished"

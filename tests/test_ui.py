@@ -13,7 +13,7 @@ import urllib.request
 
 import pytest
 from browser import chromium
-from clitools import create, lrtrack, show, spawn
+from clitools import create, lrtrack, show, spawn, wait_for
 
 SPEC = """\
 name: ui-live
@@ -71,14 +71,6 @@ class Dashboard:
         return "".join(self.lines) + out + err
 
 
-def wait_for(condition, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.5)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
 def markdown_rows(markdown: str) -> list[list[str]]:

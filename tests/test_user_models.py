@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from clitools import finished_configs, lrtrack, show
+from clitools import finished_configs, lrtrack, only_run_dir, show
 from conftest import REPO
 
 from lrtrack import wandb_files
@@ -62,9 +62,6 @@ def user_module(tmp_path: Path) -> Path:
     return path
 
 
-def only_run_dir(wandb_dir: Path) -> Path:
-    (run,) = sorted((wandb_dir / "wandb").glob("offline-run-*"))
-    return run
 
 
 def test_a_user_model_trains_on_torchvision_fakedata_through_the_streaming_path(user_module, offline_wandb):
