@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationIn
 
 from lrtrack.errors import UserError
 from lrtrack.formatting import format_value
+from lrtrack.metrics import VAL_ACC
 
 OptimizerName = Literal["sgd", "adam", "adamw", "rmsprop"]
 SchedulerName = Literal["none", "step", "cosine", "exponential", "onecycle", "plateau"]
@@ -199,7 +200,7 @@ class Metric(BaseModel):
     """The sweep's objective; W&B's other metric keys (``target``, ...) pass through to W&B."""
 
     model_config = ConfigDict(extra="allow")
-    name: str = "val/acc"
+    name: str = VAL_ACC
     goal: Literal["maximize", "minimize"] = "maximize"
 
 

@@ -48,6 +48,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from lrtrack.formatting import format_value
 from lrtrack.errors import UserError
+from lrtrack.metrics import VAL_ACC
 
 if TYPE_CHECKING:
     import torch
@@ -625,7 +626,7 @@ def sweep_spec(result: RangeTestResult, method: str = "grid", name: str | None =
         "description": (f"lr around the range test's {result.default.rule} suggestion {centre:.3g} "
                         f"(seeds {', '.join(map(str, result.seeds))}); written by lrtrack lr-find"),
         "method": method,
-        "metric": {"name": "val/acc", "goal": "maximize"},
+        "metric": {"name": VAL_ACC, "goal": "maximize"},
         "parameters": {"lr": lr},
         "fixed": fixed,
         "range_test": result.to_dict(),

@@ -16,22 +16,23 @@ from pathlib import Path
 from typing import Any, Callable
 
 from lrtrack.formatting import format_metric
+from lrtrack.metrics import BEST_VAL_ACC, PERF_EPOCH_SECONDS, PERF_SAMPLES_PER_SECOND, TEST_ACC, TEST_LOSS, TRAIN_ACC, TRAIN_LOSS, VAL_ACC, VAL_LOSS
 
 #: Environment variable naming a worker started by ``lrtrack agent --workers/--gpus``.
 WORKER_ENV = "LRTRACK_WORKER"
 
 #: Short labels of the metric keys, for progress lines and narrow tables.
 SHORT_LABELS = {
-    "train/loss": "train loss",
-    "train/acc": "train acc",
-    "val/loss": "val loss",
-    "val/acc": "val acc",
-    "test/loss": "test loss",
-    "test/acc": "test acc",
+    TRAIN_LOSS: "train loss",
+    TRAIN_ACC: "train acc",
+    VAL_LOSS: "val loss",
+    VAL_ACC: "val acc",
+    TEST_LOSS: "test loss",
+    TEST_ACC: "test acc",
     "lr": "lr",
-    "perf/epoch_seconds": "s/epoch",
-    "perf/samples_per_second": "samples/s",
-    "best/val_acc": "best val acc",
+    PERF_EPOCH_SECONDS: "s/epoch",
+    PERF_SAMPLES_PER_SECOND: "samples/s",
+    BEST_VAL_ACC: "best val acc",
 }
 
 
@@ -96,10 +97,10 @@ class Reporter:
     def epoch(self, run: str, metrics: dict[str, Any], epochs: int) -> None:
         """One epoch done: the progress display advances, or one line is written."""
         status = "  ".join(f"{SHORT_LABELS[key]} {format_metric(key, metrics[key])}"
-                           for key in ("train/loss", "val/loss", "val/acc") if key in metrics)
+                           for key in (TRAIN_LOSS, VAL_LOSS, VAL_ACC) if key in metrics)
         if self.live and run in self._tasks:
             brief = "  ".join(f"{SHORT_LABELS[key]} {format_metric(key, metrics[key])}"
-                              for key in ("train/loss", "val/acc") if key in metrics)
+                              for key in (TRAIN_LOSS, VAL_ACC) if key in metrics)
             self._progress.update(self._tasks[run], completed=metrics["epoch"], status=brief)
         else:
             self.line(f"{run} epoch {metrics['epoch']}/{epochs}: {status}")

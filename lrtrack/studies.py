@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from lrtrack.errors import UserError
 from lrtrack.formatting import is_accuracy
+from lrtrack.metrics import TEST_ACC, TRAIN_ACC, VAL_ACC
 from lrtrack.report.compare import compare_expected
 from lrtrack.report.study import config_label, load_study
 from lrtrack.states import SUCCESS, State
@@ -38,7 +39,7 @@ if TYPE_CHECKING:
 #: "near chance" for the shape checks: below 20% accuracy on ten classes.
 NEAR_CHANCE = 0.20
 #: Tolerances for a sweep that `STUDIES` does not know: accuracies within 1.5 points.
-DEFAULT_TOLERANCES = {"val/acc": 0.015, "test/acc": 0.015, "train/acc": 0.015}
+DEFAULT_TOLERANCES = {VAL_ACC: 0.015, TEST_ACC: 0.015, TRAIN_ACC: 0.015}
 
 # ---------------------------------------------------------------- checks
 
@@ -52,24 +53,24 @@ class Check:
     test: Callable[[ConfigResult, Study], bool]
 
 
-def _final(row: ConfigResult, key: str = "val/acc") -> float:
+def _final(row: ConfigResult, key: str = VAL_ACC) -> float:
     value = row.final(key)
     return value if value is not None and math.isfinite(value) else float("nan")
 
 
-def _finals(study: Study, key: str = "val/acc") -> list[float]:
+def _finals(study: Study, key: str = VAL_ACC) -> list[float]:
     return [value for row in study.rows if not math.isnan(value := _final(row, key))]
 
 
-def below(config: dict[str, Any], value: float, key: str = "val/acc") -> Check:
+def below(config: dict[str, Any], value: float, key: str = VAL_ACC) -> Check:
     return Check(config, f"final {key} < {value:.0%}", lambda row, study: _final(row, key) < value)
 
 
-def at_least(config: dict[str, Any], value: float, key: str = "val/acc") -> Check:
+def at_least(config: dict[str, Any], value: float, key: str = VAL_ACC) -> Check:
     return Check(config, f"final {key} >= {value:.0%}", lambda row, study: _final(row, key) >= value)
 
 
-def between(config: dict[str, Any], low: float, high: float, key: str = "val/acc") -> Check:
+def between(config: dict[str, Any], low: float, high: float, key: str = VAL_ACC) -> Check:
     return Check(config, f"final {key} in [{low:.0%}, {high:.0%}]",
                  lambda row, study: low <= _final(row, key) <= high)
 
@@ -79,30 +80,30 @@ def verdict_in(config: dict[str, Any], *labels: str) -> Check:
                  lambda row, study: row.verdict is not None and row.verdict.label in labels)
 
 
-def best(config: dict[str, Any], within: float = 0.0, key: str = "val/acc") -> Check:
+def best(config: dict[str, Any], within: float = 0.0, key: str = VAL_ACC) -> Check:
     points = within * 100
     text = f"best final {key}" + (f" (within {points:g} point{'' if points == 1 else 's'})" if within else "")
     return Check(config, text, lambda row, study: _final(row, key) >= max(_finals(study, key)) - within)
 
 
-def worst(config: dict[str, Any], key: str = "val/acc") -> Check:
+def worst(config: dict[str, Any], key: str = VAL_ACC) -> Check:
     return Check(config, f"worst final {key}", lambda row, study: _final(row, key) <= min(_finals(study, key)))
 
 
-def ahead_of(config: dict[str, Any], other: dict[str, Any], margin: float = 0.0, key: str = "val/acc") -> Check:
+def ahead_of(config: dict[str, Any], other: dict[str, Any], margin: float = 0.0, key: str = VAL_ACC) -> Check:
     """``config``'s final ``key`` is above ``other``'s, minus ``margin`` (negative margin: by at least)."""
     label = config_label(other)
     text = f"final {key} above {label}'s" + (f" - {margin * 100:g} points" if margin > 0 else "")
     return Check(config, text, lambda row, study: _final(row, key) > _final(_row_for(study, other), key) - margin)
 
 
-def behind(config: dict[str, Any], other: dict[str, Any], points: float, key: str = "val/acc") -> Check:
+def behind(config: dict[str, Any], other: dict[str, Any], points: float, key: str = VAL_ACC) -> Check:
     """``config``'s final ``key`` is at least ``points`` below ``other``'s ("still low")."""
     return Check(config, f"final {key} >= {points * 100:g} points below {config_label(other)}'s",
                  lambda row, study: _final(row, key) <= _final(_row_for(study, other), key) - points)
 
 
-def still_improving(config: dict[str, Any], epochs_back: int = 1, key: str = "val/acc") -> Check:
+def still_improving(config: dict[str, Any], epochs_back: int = 1, key: str = VAL_ACC) -> Check:
     """The last epoch's ``key`` is above the value ``epochs_back`` epochs earlier."""
     text = f"{key} still rising (last epoch above epoch -{epochs_back})"
 
@@ -113,7 +114,7 @@ def still_improving(config: dict[str, Any], epochs_back: int = 1, key: str = "va
     return Check(config, text, test)
 
 
-def gain(config: dict[str, Any], from_epoch: int, points: float, key: str = "val/acc") -> Check:
+def gain(config: dict[str, Any], from_epoch: int, points: float, key: str = VAL_ACC) -> Check:
     """The final ``key`` is at least ``points`` above its value at epoch ``from_epoch``."""
     text = f"final {key} >= epoch {from_epoch} + {points * 100:g} points"
 
@@ -125,7 +126,7 @@ def gain(config: dict[str, Any], from_epoch: int, points: float, key: str = "val
     return Check(config, text, test)
 
 
-def stays_flat(config: dict[str, Any], points: float, key: str = "val/acc") -> Check:
+def stays_flat(config: dict[str, Any], points: float, key: str = VAL_ACC) -> Check:
     """No epoch's ``key`` is more than ``points`` above epoch 1's ("does not rise")."""
 
     def test(row: ConfigResult, study: Study) -> bool:
@@ -204,7 +205,7 @@ STUDIES: dict[str, PublishedStudy] = {
         "Same data as the study (full Fashion-MNIST): the numbers themselves, val/acc (the test split) and "
         "train/acc within 1.5 points, and our verdicts equal the published ones; train/loss shown. Shape: lr 0.0001 "
         "the worst.",
-        tolerances={"val/acc": 0.015, "train/acc": 0.015},
+        tolerances={VAL_ACC: 0.015, TRAIN_ACC: 0.015},
         checks=(worst(LR_4),),
         verdicts_checked=True,
     ),
@@ -245,7 +246,7 @@ STUDIES: dict[str, PublishedStudy] = {
     "study-e-mnist-mlp2-schedules": PublishedStudy(
         "The rate used in every epoch, exactly; and the shape: constant lr 0.1 fits the training set better than "
         "StepLR from 0.05. The published 98% / 75% are an exercise's illustration of overfitting: shown, not checked.",
-        checks=(*_schedule_checks(), ahead_of(CONSTANT, STEP, key="train/acc")),
+        checks=(*_schedule_checks(), ahead_of(CONSTANT, STEP, key=TRAIN_ACC)),
     ),
     # Quick CPU versions (sweeps/quick/), run by tests/test_studies.py: the same shapes, looser numbers.
     "study-a-quick": PublishedStudy(

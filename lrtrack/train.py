@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
 from lrtrack.faults import fault_point
+from lrtrack.metrics import BEST_EPOCH, BEST_VAL_ACC, PERF_EPOCH_SECONDS, PERF_OVERHEAD_SECONDS, PERF_RUN_SECONDS, PERF_SAMPLES_PER_SECOND, TRAIN_ACC, TRAIN_LOSS, VAL_ACC, VAL_LOSS
 from lrtrack.states import State
 from lrtrack.tracking import MemoryLogger, RunLogger
 
@@ -129,7 +130,7 @@ class Recorder:
         self.config, self.logger = config, logger
         self.data = dict(data or {})  #: `data_summary`: what the data turned out to be, kept in the summary
         self.history: list[dict[str, Any]] = []
-        self.best: dict[str, Any] = {"val/acc": -1.0, "epoch": 0, "weights": None}  # the best epoch so far
+        self.best: dict[str, Any] = {VAL_ACC: -1.0, "epoch": 0, "weights": None}  # the best epoch so far
         tick = time.perf_counter()
         logger.start(config)
         self.started = time.perf_counter()
@@ -140,11 +141,11 @@ class Recorder:
         """Record one epoch; returns the state the run ends in if it ends here, else None."""
         self.history.append(metrics)
         self.logger.log_epoch(metrics)
-        if metrics["val/acc"] > self.best["val/acc"]:
-            self.best = {"val/acc": metrics["val/acc"], "epoch": metrics["epoch"], "weights": weights()}
-        diverged = is_diverged(metrics["train/loss"], self.config.diverge_loss)
+        if metrics[VAL_ACC] > self.best[VAL_ACC]:
+            self.best = {VAL_ACC: metrics[VAL_ACC], "epoch": metrics["epoch"], "weights": weights()}
+        diverged = is_diverged(metrics[TRAIN_LOSS], self.config.diverge_loss)
         if not diverged and scheduler is not None and self.config.scheduler != "onecycle":  # onecycle: per batch
-            step_epoch_scheduler(scheduler, metrics["val/loss"])
+            step_epoch_scheduler(scheduler, metrics[VAL_LOSS])
         stop = on_epoch(metrics) if on_epoch is not None else None  # the hook sees every row, the last one too
         return State.DIVERGED if diverged else stop
 
@@ -170,8 +171,8 @@ class Recorder:
         if isinstance(error, Exception):
             summary["error"] = describe_error(error)
             summary["traceback"] = str(save_traceback(error, self.logger.files_dir))
-        training = sum(row["perf/epoch_seconds"] for row in self.history)
-        summary["perf/overhead_seconds"] = self.start_seconds + run_seconds - training + files_seconds
+        training = sum(row[PERF_EPOCH_SECONDS] for row in self.history)
+        summary[PERF_OVERHEAD_SECONDS] = self.start_seconds + run_seconds - training + files_seconds
         self.logger.finish(summary)
         return RunResult(config=self.config, state=state, history=self.history, summary=summary,
                          wandb_run_id=self.logger.run_id)
@@ -200,10 +201,10 @@ def save_traceback(exc: BaseException, folder) -> Path:
 def epoch_metrics(epoch: int, train_loss: float, train_acc: float, val: dict[str, float], test: dict[str, float] | None,
                   lr: float, seconds: float, samples: int) -> dict[str, Any]:
     """One history row: epoch, train/*, val/* (and test/*), lr used, epoch time and throughput."""
-    metrics = {"epoch": epoch, "train/loss": train_loss, "train/acc": train_acc, **_prefixed("val", val)}
+    metrics = {"epoch": epoch, TRAIN_LOSS: train_loss, TRAIN_ACC: train_acc, **_prefixed("val", val)}
     if test is not None:
         metrics.update(_prefixed("test", test))
-    metrics.update({"lr": lr, "perf/epoch_seconds": seconds, "perf/samples_per_second": samples / seconds})
+    metrics.update({"lr": lr, PERF_EPOCH_SECONDS: seconds, PERF_SAMPLES_PER_SECOND: samples / seconds})
     return metrics
 
 
@@ -392,9 +393,9 @@ def _summary(history: list[dict[str, Any]], best: dict[str, Any], state: str, se
         **final,
         "state": state,
         "epochs_run": len(history),
-        "best/val_acc": best["val/acc"] if history else None,
-        "best/epoch": best["epoch"] if history else None,
-        "perf/run_seconds": seconds,
+        BEST_VAL_ACC: best[VAL_ACC] if history else None,
+        BEST_EPOCH: best["epoch"] if history else None,
+        PERF_RUN_SECONDS: seconds,
     }
 
 
@@ -408,6 +409,6 @@ def _log_files(logger: RunLogger, config: TrainConfig, weights: dict, best: dict
     final_path, best_path = folder / "final.pt", folder / "best.pt"
     torch.save(weights, final_path)
     torch.save(best["weights"] or weights, best_path)
-    metadata = {"config": config.model_dump(), "best_epoch": best["epoch"], "best_val_acc": best["val/acc"]}
+    metadata = {"config": config.model_dump(), "best_epoch": best["epoch"], "best_val_acc": best[VAL_ACC]}
     logger.log_checkpoints({"final": final_path, "best": best_path}, metadata)
     logger.log_figure("curves", curves_figure(history, folder / "curves.png", title=config.label()))

@@ -44,6 +44,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from lrtrack.formatting import format_metric, format_value, is_accuracy
+from lrtrack.metrics import TRAIN_LOSS, VAL_ACC
 from lrtrack.states import State
 
 if TYPE_CHECKING:
@@ -223,7 +224,7 @@ def _trend(row: ConfigResult, learning: str) -> str:
 
 def still_learning(row: ConfigResult) -> str:
     """Why the run was still learning at its end (``val acc +0.45 points/epoch over epochs 2-5``), or ''."""
-    epochs, accs = _tail(row, "val/acc")
+    epochs, accs = _tail(row, VAL_ACC)
     if len(accs) == 2:
         gain = accs[1] - accs[0]
         return f"val acc +{gain * 100:.2f} points in the last epoch" if gain >= MIN_GAIN else ""
@@ -232,7 +233,7 @@ def still_learning(row: ConfigResult) -> str:
         slope, stderr = _slope(accs)
         if slope > 0 and slope * (len(accs) - 1) >= MIN_GAIN and slope >= 2 * stderr:
             reasons.append(f"val acc +{slope * 100:.2f} points/epoch over epochs {epochs[0]}-{epochs[-1]}")
-    epochs, losses = _tail(row, "train/loss")
+    epochs, losses = _tail(row, TRAIN_LOSS)
     if len(losses) >= 3 and all(b < a for a, b in zip(losses, losses[1:])) and losses[0] > 0:
         fall = (losses[0] - losses[-1]) / losses[0]
         if fall >= MIN_LOSS_FALL:
@@ -242,7 +243,7 @@ def still_learning(row: ConfigResult) -> str:
 
 def settled(row: ConfigResult) -> str:
     """How a run stopped gaining at its end — stalled, oscillating or below its peak — or ''."""
-    epochs, accs = _tail(row, "val/acc")
+    epochs, accs = _tail(row, VAL_ACC)
     if len(accs) < 2:
         return ""
     best = row.best_val_acc
@@ -321,7 +322,7 @@ def cut_short(row: ConfigResult, study: Study) -> str:
 
 def _failure_verdict(row: ConfigResult, near_chance: float | None) -> Verdict | None:
     """diverged / failed / near chance, or None when the config trained normally."""
-    losses = row.series("train/loss")[1]
+    losses = row.series(TRAIN_LOSS)[1]
     bad = next((i for i, loss in enumerate(losses) if loss is None or not math.isfinite(loss) or loss > row.diverge_loss),
                None)
     if row.state == State.DIVERGED or bad is not None:
@@ -335,7 +336,7 @@ def _failure_verdict(row: ConfigResult, near_chance: float | None) -> Verdict | 
         return Verdict(row.state, "bad", f"no epoch completed (state {row.state})" + (f": {error}" if error else ""))
     if row.state == State.FAILED and error:
         return Verdict(State.FAILED, "bad", f"failed after {row.epochs_run} epoch(s): {error}")
-    acc = row.final("val/acc")
+    acc = row.final(VAL_ACC)
     if acc is not None and near_chance is not None and acc <= near_chance:
         best = f"; best {row.best_val_acc:.2%}" if row.best_val_acc is not None else ""
         return Verdict("near chance", "bad",
@@ -345,7 +346,7 @@ def _failure_verdict(row: ConfigResult, near_chance: float | None) -> Verdict | 
 
 def _drop_from_best(row: ConfigResult) -> str:
     """``val acc fell from 96.2% (epoch 2) to 91.0%`` when the run lost more than UNSTABLE_DROP."""
-    final, best = row.final("val/acc"), row.best_val_acc
+    final, best = row.final(VAL_ACC), row.best_val_acc
     if final is None or best is None or best - final <= UNSTABLE_DROP:
         return ""
     return f"val acc fell from {best:.2%} (epoch {row.best_epoch}) to {final:.2%} at epoch {row.epochs_run}"

@@ -36,6 +36,7 @@ from lrtrack.agent import signals
 from lrtrack.agent.settings import AgentSettings
 from lrtrack.errors import LrtrackError, StoreError, UserError
 from lrtrack.faults import fault_point
+from lrtrack.metrics import VAL_ACC
 from lrtrack.reporting import Reporter
 from lrtrack.states import State
 from lrtrack.store import new_id
@@ -306,7 +307,7 @@ class Agent:
             fault_point("wandb-finish")
             if member.logger is not None:
                 member.logger.close({**summary, "state": final})
-        metric = self.sweep.wandb_config.get("metric", {}).get("name", "val/acc")
+        metric = self.sweep.wandb_config.get("metric", {}).get("name", VAL_ACC)
         value = summary.get(metric)
         error = f" ({summary['error']})" if final == State.FAILED and summary.get("error") else ""
         requeue = " (requeued)" if run_state == State.PENDING else ""

@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.table import Table
 
 from lrtrack.formatting import MISSING, format_metric
+from lrtrack.metrics import BEST_VAL_ACC, PERF_EPOCH_SECONDS, PERF_SAMPLES_PER_SECOND, TEST_ACC, TEST_LOSS, TRAIN_ACC, TRAIN_LOSS, VAL_ACC, VAL_LOSS
 from lrtrack.reporting import SHORT_LABELS
 from lrtrack.states import State
 
@@ -24,8 +25,8 @@ if TYPE_CHECKING:
 console = Console(highlight=False)
 
 #: Per-epoch columns of ``lrtrack train``'s table; ``--wide`` adds `WIDE_EPOCH_COLUMNS`.
-EPOCH_COLUMNS = ("train/loss", "train/acc", "val/loss", "val/acc", "lr", "perf/epoch_seconds")
-WIDE_EPOCH_COLUMNS = ("test/loss", "test/acc", "perf/samples_per_second")
+EPOCH_COLUMNS = (TRAIN_LOSS, TRAIN_ACC, VAL_LOSS, VAL_ACC, "lr", PERF_EPOCH_SECONDS)
+WIDE_EPOCH_COLUMNS = (TEST_LOSS, TEST_ACC, PERF_SAMPLES_PER_SECOND)
 
 
 def new_table(*columns: str, title: str | None = None) -> Table:
@@ -121,7 +122,7 @@ def print_sweep(description: dict[str, Any], wide: bool = False) -> None:
             entry["wandb_run_id"] or "-",
         ]
         if wide:
-            cells += [format_metric("best/val_acc", entry["metrics"].get("best/val_acc")), entry["run_state"],
+            cells += [format_metric(BEST_VAL_ACC, entry["metrics"].get(BEST_VAL_ACC)), entry["run_state"],
                       entry["worker"] or "-"]
         if errors:
             cells.append(entry.get("error") or "")
@@ -149,7 +150,7 @@ def _numbers(row: Row) -> str:
     if not row.lines:
         if row.result is None:
             return MISSING
-        value = row.result.final("val/acc")
+        value = row.result.final(VAL_ACC)
         return f"val/acc {value:.2%}" if value is not None else MISSING
     grouped: dict[str, list] = {}
     for line in row.lines:

@@ -10,6 +10,7 @@ from lrtrack.cli import app
 from lrtrack.cli.config_options import ConfigFileOpt, with_options
 from lrtrack.cli.options import VerboseOpt, WideOpt
 from lrtrack.config import TrainConfig
+from lrtrack.metrics import VAL_ACC
 
 Opt = typer.Option
 
@@ -53,5 +54,5 @@ def train(
         report.epoch("run", metrics, config.epochs)
 
     result = run(config, logger, on_epoch=on_epoch)
-    report.run_ended("run", result.state, "val/acc", result.summary.get("val/acc"), getattr(logger, "folder", None))
+    report.run_ended("run", result.state, VAL_ACC, result.summary.get(VAL_ACC), getattr(logger, "folder", None))
     print_run_table(result, wide=wide)

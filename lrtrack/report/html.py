@@ -11,6 +11,7 @@ from typing import Any
 
 from lrtrack.errors import UserError
 from lrtrack.formatting import format_value, is_accuracy
+from lrtrack.metrics import TRAIN_LOSS, VAL_ACC
 from lrtrack.report.compare import compare_expected
 from lrtrack.report.study import Study
 from lrtrack.report.tables import cell, results_columns, settings_items
@@ -23,10 +24,10 @@ def charts(study: Study) -> list[dict[str, str]]:
 
     figures = [
         ("train-loss", "Training loss", draw.line_chart(
-            "train-loss", [(r.label, *r.series("train/loss")) for r in study.rows],
+            "train-loss", [(r.label, *r.series(TRAIN_LOSS)) for r in study.rows],
             title="Training loss per epoch", ylabel="train loss")),
         ("val-acc", "Validation accuracy", draw.line_chart(
-            "val-acc", [(r.label, *r.series("val/acc")) for r in study.rows],
+            "val-acc", [(r.label, *r.series(VAL_ACC)) for r in study.rows],
             title="Validation accuracy per epoch", ylabel="val accuracy", percent=True,
             hline=(study.chance, f"chance {study.chance:.0%}") if study.chance is not None else None)),
     ]

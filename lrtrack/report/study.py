@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from lrtrack.config import ExpectedResult, Metric, TrainConfig, flat_settings
 from lrtrack.errors import LrtrackError
 from lrtrack.formatting import format_value
+from lrtrack.metrics import BEST_EPOCH, BEST_VAL_ACC, TEST_ACC
 from lrtrack.states import SUCCESS
 from lrtrack.verdicts import Verdict, judge
 
@@ -54,11 +55,11 @@ class ConfigResult:
 
     @property
     def best_val_acc(self) -> float | None:
-        return _number(self.summary.get("best/val_acc"))
+        return _number(self.summary.get(BEST_VAL_ACC))
 
     @property
     def best_epoch(self) -> int | None:
-        value = self.summary.get("best/epoch")
+        value = self.summary.get(BEST_EPOCH)
         return int(value) if value is not None else None
 
 
@@ -92,7 +93,7 @@ class Study:
 
     @property
     def has_test(self) -> bool:
-        return any("test/acc" in row for result in self.rows for row in result.history)
+        return any(TEST_ACC in row for result in self.rows for row in result.history)
 
     @property
     def lr_varies(self) -> bool:

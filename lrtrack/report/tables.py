@@ -5,17 +5,18 @@ from __future__ import annotations
 from typing import Any
 
 from lrtrack.formatting import MISSING, format_metric, format_value
+from lrtrack.metrics import BEST_EPOCH, BEST_VAL_ACC, PERF_RUN_SECONDS, TEST_ACC, TRAIN_ACC, TRAIN_LOSS, VAL_ACC
 from lrtrack.report.compare import Comparison
 from lrtrack.report.study import ConfigResult, Study, config_label
 
 
 def results_columns(study: Study) -> list[tuple[str, str]]:
     """``(header, key)`` of the results table after the swept values; keys are as logged."""
-    columns = [("epochs", "epochs_run"), ("train acc", "train/acc"), ("val acc", "val/acc")]
+    columns = [("epochs", "epochs_run"), ("train acc", TRAIN_ACC), ("val acc", VAL_ACC)]
     if study.has_test:
-        columns.append(("test acc", "test/acc"))
-    columns += [("train loss", "train/loss"), ("best val acc", "best/val_acc"), ("best epoch", "best/epoch"),
-                ("time", "perf/run_seconds"), ("state", "state")]
+        columns.append(("test acc", TEST_ACC))
+    columns += [("train loss", TRAIN_LOSS), ("best val acc", BEST_VAL_ACC), ("best epoch", BEST_EPOCH),
+                ("time", PERF_RUN_SECONDS), ("state", "state")]
     return columns
 
 
@@ -25,10 +26,10 @@ def cell(row: ConfigResult, key: str) -> tuple[str, Any]:
         return row.state, row.state
     if key == "epochs_run":
         return str(row.epochs_run), row.epochs_run
-    if key == "best/epoch":
+    if key == BEST_EPOCH:
         return (str(row.best_epoch) if row.best_epoch is not None else MISSING), row.best_epoch
     value = row.final(key)
-    if key == "perf/run_seconds" and value is not None:
+    if key == PERF_RUN_SECONDS and value is not None:
         return f"{value:.1f} s", value
     return format_metric(key, value), value
 

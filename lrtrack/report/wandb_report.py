@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from lrtrack.errors import LrtrackError, UserError
+from lrtrack.metrics import TRAIN_LOSS, VAL_ACC
 from lrtrack.report.compare import compare_expected
 from lrtrack.report.study import Study
 from lrtrack.report.tables import comparison_markdown, results_markdown, settings_items
@@ -35,16 +36,16 @@ def wandb_report(study: Study, entity: str, *, runset_project: bool):
     )
     line_group = groupby[0] if len(groupby) == 1 else None  # several swept keys: the run set's grouping
     panels = [
-        wr.LinePlot(title="Validation accuracy per epoch", x="epoch", y=["val/acc"], groupby=line_group,
+        wr.LinePlot(title="Validation accuracy per epoch", x="epoch", y=[VAL_ACC], groupby=line_group,
                     layout=wr.Layout(x=0, y=0, w=12, h=8)),
-        wr.LinePlot(title="Training loss per epoch", x="epoch", y=["train/loss"], groupby=line_group,
+        wr.LinePlot(title="Training loss per epoch", x="epoch", y=[TRAIN_LOSS], groupby=line_group,
                     layout=wr.Layout(x=12, y=0, w=12, h=8)),
     ]
     if study.lr_varies:
         panels.append(wr.LinePlot(title="Learning rate per epoch", x="epoch", y=["lr"], groupby=line_group,
                                   log_y=True, layout=wr.Layout(x=0, y=8, w=12, h=8)))
     columns = [wr.ParallelCoordinatesPlotColumn(metric=wr.Config(key)) for key in study.swept]
-    columns += [wr.ParallelCoordinatesPlotColumn(metric=wr.SummaryMetric(m)) for m in ("train/loss", "val/acc")]
+    columns += [wr.ParallelCoordinatesPlotColumn(metric=wr.SummaryMetric(m)) for m in (TRAIN_LOSS, VAL_ACC)]
     panels += [
         wr.ParallelCoordinatesPlot(title=f"{', '.join(study.swept)} vs final metrics", columns=columns,
                                    layout=wr.Layout(x=12 if study.lr_varies else 0, y=8, w=12, h=8)),

@@ -17,6 +17,7 @@ from collections import Counter
 from typing import TYPE_CHECKING, Any
 
 from lrtrack.formatting import format_value
+from lrtrack.metrics import TRAIN_LOSS, VAL_ACC
 from lrtrack.states import RUN_ENDS, RUN_STATES
 from lrtrack.store import GROWING
 
@@ -73,7 +74,7 @@ def sweeps_overview(store: Store) -> list[dict[str, Any]]:
 
 def _overview(sweep: SweepRecord, runs: list[RunRecord], now: float) -> dict[str, Any]:
     spec = sweep.spec
-    metric = (spec.get("metric") or {}).get("name", "val/acc")
+    metric = (spec.get("metric") or {}).get("name", VAL_ACC)
     maximize = (spec.get("metric") or {}).get("goal", "maximize") == "maximize"
     counts = Counter(run.state for run in runs)
     planned = planned_runs(spec)
@@ -254,8 +255,8 @@ def curves(study: Study) -> dict[str, Any]:
         lines.append({
             "label": row.label, "state": row.state,
             "epoch": [epochs[i] for i in keep],
-            "train/loss": [_json_number(row.history[i].get("train/loss")) for i in keep],
-            "val/acc": [_json_number(row.history[i].get("val/acc")) for i in keep],
+            TRAIN_LOSS: [_json_number(row.history[i].get(TRAIN_LOSS)) for i in keep],
+            VAL_ACC: [_json_number(row.history[i].get(VAL_ACC)) for i in keep],
         })
     if thinned:
         note.append(f"curves longer than {MAX_POINTS} epochs show every k-th epoch and the last")
@@ -276,7 +277,7 @@ def parcoords(study: Study) -> dict[str, Any]:
             levels = sorted({format_value(v) for v in values})
             dims.append({"label": name, "values": [levels.index(format_value(v)) for v in values],
                          "ticktext": levels, "tickvals": list(range(len(levels)))})
-    for key in ("train/loss", study.metric.name):
+    for key in (TRAIN_LOSS, study.metric.name):
         dims.append({"label": f"final {key}", "values": [_json_number(row.final(key)) for row in rows]})
     return {"dimensions": dims, "color": [_json_number(row.final(study.metric.name)) for row in rows]}
 
