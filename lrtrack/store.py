@@ -296,6 +296,13 @@ class Store:
         COMMIT). ``history`` rows not stored yet (epoch writes that failed) are stored."""
         raise NotImplementedError
 
+    def add_to_summary(self, attempt_id: int, entries: dict[str, Any]) -> None:
+        """Add ``entries`` to the summary of an attempt that has ended (a note found after it was
+        recorded, such as ``wandb_incomplete``), in one transaction. Its state and its run's
+        do not change, and an attempt still ``running`` is left alone. Its heartbeat time
+        becomes now (the agent's last word on it), so `sweep_version` changes with it."""
+        raise NotImplementedError
+
     def close(self) -> None:
         """Release connections."""
 
@@ -923,6 +930,19 @@ class SqlStore(Store):
             return state, after
 
         return self._do(finish)
+
+    def add_to_summary(self, attempt_id: int, entries: dict[str, Any]) -> None:
+        from sqlalchemy import select
+
+        a = self._attempts
+
+        def add(conn: Connection) -> None:
+            state, summary = conn.execute(select(a.c.state, a.c.summary).where(a.c.id == attempt_id)).one()
+            if state != State.RUNNING:
+                conn.execute(a.update().where(a.c.id == attempt_id).values(
+                    summary={**(summary or {}), **entries}, heartbeat_at=self._now(conn)))
+
+        self._do(add)
 
     def running_hosts(self) -> set[str]:
         """Hosts of the agents with an attempt running now (an agent's worker name starts ``host:``)."""
