@@ -26,6 +26,9 @@ from typing import Any
 
 from lrtrack.errors import LrtrackError
 
+#: The attempt summary entry (in the store, ``sweep show``) of a run whose W&B file is incomplete: why.
+INCOMPLETE = "wandb_incomplete"
+
 
 def wandb_root(wandb_dir: str | os.PathLike | None = None) -> Path:
     """The ``wandb/`` folder runs are written to (``$WANDB_DIR/wandb`` or ``./wandb``)."""

@@ -268,3 +268,72 @@ def _epochs(store: str, sweep_id: str) -> int:
 def test_a_tampered_wandb_run_id_never_reaches_a_glob(tmp_path):
     with pytest.raises(Exception, match="not a valid run id"):
         wandb_files.find_run_dir("*", tmp_path)
+
+
+#: Bytes W&B's service may write per file in the disk-full test: its run record and config fit,
+#: the epochs, the artifact and the exit record do not.
+WANDB_FILE_LIMIT = 4096
+
+
+def test_wandb_disk_full_is_noticed_and_the_store_keeps_the_run(tmp_path, offline_wandb):
+    """W&B's disk fills up for real while the store can still be written.
+
+    The arrangement: a file size limit (``RLIMIT_FSIZE``, what ``prlimit --fsize`` sets) put
+    on W&B's service process alone. W&B writes every run file (``run-<id>.wandb``, its logs)
+    from ``wandb-core``, a child the agent starts at ``wandb.init``; the store (SQLite) and the
+    checkpoints are written by the agent process. A limit on the agent would be inherited by
+    ``wandb-core`` but would also stop SQLite, so the agent stops itself right after
+    ``wandb.init`` (``LRTRACK_FAULT=wandb-init:SIGSTOP``), the test sets the limit on its
+    ``wandb-core`` child (``prlimit(2)``, as ``prlimit --pid``) and lets it go on (SIGCONT).
+    From there every W&B write past `WANDB_FILE_LIMIT` bytes fails with EFBIG (Go ignores
+    SIGXFSZ), as on a full disk; W&B logs the error in its own log and tells the agent nothing.
+    """
+    import resource
+
+    store = f"sqlite:///{tmp_path}/store.db"
+    sweep_id = create(write_spec(tmp_path / "grid.yaml", [0.05], epochs=3), store)
+    agent = spawn_agent(sweep_id, store, "--heartbeat-seconds", "1", fault="wandb-init:SIGSTOP")
+    wait_until(lambda: _proc_state(agent.pid) == "T", timeout=120)
+    (core,) = [pid for pid in _children(agent.pid) if b"wandb-core" in Path(f"/proc/{pid}/cmdline").read_bytes()]
+    resource.prlimit(core, resource.RLIMIT_FSIZE, (WANDB_FILE_LIMIT, WANDB_FILE_LIMIT))
+    agent.send_signal(signal.SIGCONT)
+    out, err = agent.communicate(timeout=300)
+    assert agent.returncode == 0, (out, err)
+
+    with open_store(store, create=False) as opened:
+        (run,) = opened.runs(sweep_id)
+    (attempt,) = run.attempts
+    assert (run.state, attempt.state) == ("finished", "finished")
+    assert [row["epoch"] for row in attempt.history] == [1, 2, 3]  # the store kept every epoch
+    assert "no exit record" in attempt.summary[wandb_files.INCOMPLETE]
+    assert f"run 1 attempt 1: warning: W&B run {attempt.wandb_run_id} incomplete: no exit record" in out
+    folder = wandb_files.find_run_dir(attempt.wandb_run_id, offline_wandb)
+    assert (folder / f"run-{attempt.wandb_run_id}.wandb").stat().st_size <= WANDB_FILE_LIMIT  # really cut short
+    assert len(wandb_files.history_rows(wandb_files.read_records(folder))) < 3
+    assert_exactly_once(store, sweep_id, offline_wandb, 1, incomplete=(attempt.wandb_run_id,))
+
+    (entry,) = show(sweep_id, store)["runs"]
+    assert entry["state"] == "finished" and "no exit record" in entry["wandb_incomplete"]
+    table = lrtrack("sweep", "show", sweep_id, "--store", store, env={**os.environ, "COLUMNS": "250"})
+    assert "finished, W&B incomplete" in table.stdout
+    assert f"W&B run {attempt.wandb_run_id} (run 1 attempt 1) incomplete: no exit record" in table.stdout
+    sync = lrtrack("sync", sweep_id, "--dry-run", "--store", store)
+    assert sync.returncode == 0, sync.stderr
+    assert f"W&B run {attempt.wandb_run_id} (run 1 attempt 1, finished in the store): incomplete" in sync.stderr
+
+
+def _proc_state(pid: int) -> str:
+    """The one-letter state of process ``pid`` (``T``: stopped)."""
+    return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
+
+
+def _children(pid: int) -> list[int]:
+    children = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if int((entry / "stat").read_text().rpartition(")")[2].split()[1]) == pid:
+                    children.append(int(entry.name))
+            except (OSError, ValueError):
+                pass  # gone meanwhile
+    return children
