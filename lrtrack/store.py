@@ -426,6 +426,10 @@ class SqlStore(Store):
 
     #: How long an operation keeps retrying a lost connection (database restarting).
     retry_seconds: float = 120.0
+    #: Called between the tries of an operation being retried (`_do`), in the thread retrying:
+    #: an agent raises a stop signal received meanwhile there, so that a database locked or
+    #: unreachable for long does not also hold back a stop request.
+    between_tries: Callable[[], None] | None = None
 
     def __init__(self, url: str, engine: Engine) -> None:
         self.raw_url = url
@@ -487,7 +491,11 @@ class SqlStore(Store):
             except StoreError as exc:
                 if not _is_transient(exc.__cause__) or time.monotonic() + delay > deadline:
                     raise
+                if self.between_tries is not None:
+                    self.between_tries()
                 time.sleep(delay)
+                if self.between_tries is not None:
+                    self.between_tries()  # a signal during the sleep
                 delay = min(delay * 2, 2.0)
 
     def _now(self, conn: Connection) -> float:

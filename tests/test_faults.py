@@ -119,10 +119,11 @@ def test_a_stop_signal_at_every_point_leaves_each_attempt_recorded_once(tmp_path
         assert proc.returncode == 143, (fault, out, err)
         assert "agent stopped" in out, (fault, out, err)
     killed = agents["wandb-finish:SIGKILL"].pid
-    with open_store(store, create=False) as opened:
-        (killed_run,) = [r for r in opened.runs(sweep_id) if r.attempts[0].worker.endswith(f":{killed}")]
-    killed_id = killed_run.attempts[0].wandb_run_id
-    assert [a.state for a in killed_run.attempts] == ["finished"]  # the store's finish came first
+    with open_store(store, create=False) as opened:  # its run may be one another agent's signal requeued
+        ((killed_run, killed_attempt),) = [(r, a) for r in opened.runs(sweep_id) for a in r.attempts
+                                           if a.worker.endswith(f":{killed}")]
+    killed_id = killed_attempt.wandb_run_id
+    assert killed_attempt.state == "finished" == killed_run.state  # the store's finish came first
 
     clean = run_agent(sweep_id, store)
     assert clean.returncode == 0, clean.stderr
@@ -132,7 +133,8 @@ def test_a_stop_signal_at_every_point_leaves_each_attempt_recorded_once(tmp_path
     assert states.count("interrupted") == 3 and states.count("finished") == len(faults)
     sync = lrtrack("sync", sweep_id, "--dry-run", "--store", store)
     assert sync.returncode == 0, sync.stderr
-    assert f"W&B run {killed_id} (run {killed_run.number} attempt 1, finished in the store): incomplete" in sync.stderr
+    assert (f"W&B run {killed_id} (run {killed_run.number} attempt {killed_attempt.number}, finished in the store): "
+            "incomplete") in sync.stderr
 
 
 @pytest.mark.slow
@@ -337,3 +339,48 @@ def _children(pid: int) -> list[int]:
             except (OSError, ValueError):
                 pass  # gone meanwhile
     return children
+
+
+@pytest.mark.slow
+def test_a_sigterm_while_the_store_is_locked_stops_the_agent_within_a_bound(tmp_path, offline_wandb):
+    """Scenario 4's second half: another connection holds SQLite's write lock (BEGIN IMMEDIATE)
+    while the agent's epoch write waits on it, and a SIGTERM arrives.
+
+    The bound: SQLite waits are cut into `SQLITE_BUSY_SECONDS` tries; between tries (`SqlStore._do`)
+    the agent raises the stop signal (``between_tries``), even during training where a SIGTERM is
+    otherwise held to the end of the epoch; recording the attempt then retries the locked store
+    for `RELEASE_SECONDS` at most, and W&B's run is closed as interrupted. So the agent exits 143
+    within SQLITE_BUSY_SECONDS + 2 s (the longest backoff) + RELEASE_SECONDS + W&B's finish, the
+    lock still held. Its attempt could not be written: the next agent finds it silent, records it
+    ``crashed`` once, and finishes the run."""
+    import sqlite3
+
+    from lrtrack.agent.loop import RELEASE_SECONDS
+    from lrtrack.store import SQLITE_BUSY_SECONDS
+
+    path = tmp_path / "store.db"
+    store = f"sqlite:///{path}"
+    sweep_id = create(write_spec(tmp_path / "grid.yaml", [0.05], epochs=2), store)
+    agent = spawn_agent(sweep_id, store, "--heartbeat-seconds", "1", fault="epoch@1:SIGSTOP")
+    wait_until(lambda: _proc_state(agent.pid) == "T", timeout=120)  # epoch 1 stored
+    lock = sqlite3.connect(path, isolation_level=None, timeout=30)
+    lock.execute("BEGIN IMMEDIATE")
+    try:
+        agent.send_signal(signal.SIGCONT)
+        time.sleep(3 * SQLITE_BUSY_SECONDS)  # epoch 2 trains, its store write waits on the lock
+        agent.send_signal(signal.SIGTERM)
+        bound = SQLITE_BUSY_SECONDS + 2 + RELEASE_SECONDS + 30  # + W&B's finish and a busy machine
+        out, err = agent.communicate(timeout=bound)
+        assert agent.returncode == 143, (out, err)
+        assert "run 1 attempt 1: not recorded (" in out and "database is locked" in out
+        assert "agent stopped: its run could not be recorded" in out
+    finally:
+        lock.rollback()
+        lock.close()
+    with open_store(store, create=False) as opened:
+        (run,) = opened.runs(sweep_id)
+    assert [a.state for a in run.attempts] == ["running"]  # nobody could write it
+    clean = run_agent(sweep_id, store)  # its heartbeat is older than the grace period by now
+    assert clean.returncode == 0, clean.stderr
+    (run,) = assert_exactly_once(store, sweep_id, offline_wandb, 1)
+    assert [a.state for a in run.attempts] == ["crashed", "finished"]

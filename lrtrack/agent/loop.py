@@ -126,6 +126,7 @@ class Agent:
     def __init__(self, store: Store, sweep_id: str, settings: AgentSettings | None = None,
                  report: Reporter | Callable[[str], None] | None = None, pack: int = 1) -> None:
         self.store = store
+        store.between_tries = signals.raise_if_stopping  # a stop signal does not wait for a locked store
         self.sweep = store.get_sweep(sweep_id)
         self.spec = spec_of(self.sweep)  # validated once, not per run
         self.settings = settings or AgentSettings()
@@ -136,6 +137,8 @@ class Agent:
         self._open: dict[int, ClaimedAttempt] = {}  #: claimed attempts not recorded yet, by attempt id
         self._claiming: list[str] = []  #: claim tokens of a claim that may have committed unseen
         self._failures: tuple[str | None, int] = (None, 0)  #: the last error and how many runs in a row had it
+        #: Attempts a stopping agent could not record (the store did not answer within `RELEASE_SECONDS`).
+        self.unrecorded: list[int] = []
 
     def run(self) -> AgentOutcome:
         """Claim and train runs until the sweep is done, ``count`` is reached, or a signal.
@@ -300,10 +303,23 @@ class Agent:
         if member.attempt.id not in self._open:
             return
         stopping = signals.received() is not None
+        if stopping:  # the agent is exiting: a store that does not answer is not waited for long
+            self.store.retry_seconds = min(self.store.retry_seconds, RELEASE_SECONDS)
         with signals.signals_deferred(raise_after=False):
             fault_point("store-finish")
-            final, run_state = self.store.finish_attempt(member.attempt.id, state, summary,
-                                                         history=member.unstored or None)
+            try:
+                final, run_state = self.store.finish_attempt(member.attempt.id, state, summary,
+                                                             history=member.unstored or None)
+            except StoreError as exc:
+                if not stopping:
+                    raise
+                self._open.pop(member.attempt.id, None)
+                self.unrecorded.append(member.attempt.id)
+                if member.logger is not None:
+                    member.logger.close({**summary, "state": state})
+                self.report(f"{_run_name(member.run, member.attempt)}: not recorded ({exc}); "
+                            "it is requeued as crashed after the grace period")
+                return
             self._open.pop(member.attempt.id, None)
             fault_point("wandb-finish")
             if member.logger is not None:
