@@ -370,7 +370,11 @@ def test_a_sigterm_while_the_store_is_locked_stops_the_agent_within_a_bound(tmp_
         time.sleep(3 * SQLITE_BUSY_SECONDS)  # epoch 2 trains, its store write waits on the lock
         agent.send_signal(signal.SIGTERM)
         bound = SQLITE_BUSY_SECONDS + 2 + RELEASE_SECONDS + 30  # + W&B's finish and a busy machine
-        out, err = agent.communicate(timeout=bound)
+        try:
+            out, err = agent.communicate(timeout=bound)
+        except subprocess.TimeoutExpired:
+            agent.kill()
+            raise
         assert agent.returncode == 143, (out, err)
         assert "run 1 attempt 1: not recorded (" in out and "database is locked" in out
         assert "agent stopped: its run could not be recorded" in out
