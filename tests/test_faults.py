@@ -16,6 +16,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -295,7 +296,7 @@ def test_wandb_disk_full_is_noticed_and_the_store_keeps_the_run(tmp_path, offlin
     store = f"sqlite:///{tmp_path}/store.db"
     sweep_id = create(write_spec(tmp_path / "grid.yaml", [0.05], epochs=3), store)
     agent = spawn_agent(sweep_id, store, "--heartbeat-seconds", "1", fault="wandb-init:SIGSTOP")
-    wait_until(lambda: _proc_state(agent.pid) == "T", timeout=120)
+    wait_for(lambda: _proc_state(agent.pid) == "T", 120, "the agent stopped after wandb.init")
     (core,) = [pid for pid in _children(agent.pid) if b"wandb-core" in Path(f"/proc/{pid}/cmdline").read_bytes()]
     resource.prlimit(core, resource.RLIMIT_FSIZE, (WANDB_FILE_LIMIT, WANDB_FILE_LIMIT))
     agent.send_signal(signal.SIGCONT)
@@ -362,12 +363,15 @@ def test_a_sigterm_while_the_store_is_locked_stops_the_agent_within_a_bound(tmp_
     store = f"sqlite:///{path}"
     sweep_id = create(write_spec(tmp_path / "grid.yaml", [0.05], epochs=2), store)
     agent = spawn_agent(sweep_id, store, "--heartbeat-seconds", "1", fault="epoch@1:SIGSTOP")
-    wait_until(lambda: _proc_state(agent.pid) == "T", timeout=120)  # epoch 1 stored
+    wait_for(lambda: _proc_state(agent.pid) == "T", 120, "the agent stopped after storing epoch 1")
     lock = sqlite3.connect(path, isolation_level=None, timeout=30)
     lock.execute("BEGIN IMMEDIATE")
     try:
         agent.send_signal(signal.SIGCONT)
-        time.sleep(3 * SQLITE_BUSY_SECONDS)  # epoch 2 trains, its store write waits on the lock
+        # Epoch 2 trains and its store write waits on the lock. A wait inside SQLite shows no state
+        # to wait for; a signal landing before the write takes the epoch hook's own stop, which
+        # must keep the same bound (recording retries RELEASE_SECONDS at most).
+        time.sleep(3 * SQLITE_BUSY_SECONDS)
         agent.send_signal(signal.SIGTERM)
         bound = SQLITE_BUSY_SECONDS + 2 + RELEASE_SECONDS + 30  # + W&B's finish and a busy machine
         try:
