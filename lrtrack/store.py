@@ -296,6 +296,13 @@ class Store:
         COMMIT). ``history`` rows not stored yet (epoch writes that failed) are stored."""
         raise NotImplementedError
 
+    def add_to_summary(self, attempt_id: int, entries: dict[str, Any]) -> None:
+        """Add ``entries`` to the summary of an attempt that has ended (a note found after it was
+        recorded, such as ``wandb_incomplete``), in one transaction. Its state and its run's
+        do not change, and an attempt still ``running`` is left alone. Its heartbeat time
+        becomes now (the agent's last word on it), so `sweep_version` changes with it."""
+        raise NotImplementedError
+
     def close(self) -> None:
         """Release connections."""
 
@@ -419,6 +426,10 @@ class SqlStore(Store):
 
     #: How long an operation keeps retrying a lost connection (database restarting).
     retry_seconds: float = 120.0
+    #: Called between the tries of an operation being retried (`_do`), in the thread retrying:
+    #: an agent raises a stop signal received meanwhile there, so that a database locked or
+    #: unreachable for long does not also hold back a stop request.
+    between_tries: Callable[[], None] | None = None
 
     def __init__(self, url: str, engine: Engine) -> None:
         self.raw_url = url
@@ -480,7 +491,11 @@ class SqlStore(Store):
             except StoreError as exc:
                 if not _is_transient(exc.__cause__) or time.monotonic() + delay > deadline:
                     raise
+                if self.between_tries is not None:
+                    self.between_tries()
                 time.sleep(delay)
+                if self.between_tries is not None:
+                    self.between_tries()  # a signal during the sleep
                 delay = min(delay * 2, 2.0)
 
     def _now(self, conn: Connection) -> float:
@@ -923,6 +938,19 @@ class SqlStore(Store):
             return state, after
 
         return self._do(finish)
+
+    def add_to_summary(self, attempt_id: int, entries: dict[str, Any]) -> None:
+        from sqlalchemy import select
+
+        a = self._attempts
+
+        def add(conn: Connection) -> None:
+            state, summary = conn.execute(select(a.c.state, a.c.summary).where(a.c.id == attempt_id)).one()
+            if state != State.RUNNING:
+                conn.execute(a.update().where(a.c.id == attempt_id).values(
+                    summary={**(summary or {}), **entries}, heartbeat_at=self._now(conn)))
+
+        self._do(add)
 
     def running_hosts(self) -> set[str]:
         """Hosts of the agents with an attempt running now (an agent's worker name starts ``host:``)."""

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, Callable
 from lrtrack.config import SweepSpec, TrainConfig, flat_settings, make_train_config, nested_values
 from lrtrack.errors import LrtrackError, UserError
 from lrtrack.states import RETRYABLE, SUCCESS, State
+from lrtrack.wandb_files import INCOMPLETE
 
 if TYPE_CHECKING:
     from lrtrack.store import RunRecord, Store, SweepRecord
@@ -301,7 +302,8 @@ def describe(store: Store, sweep_id: str) -> dict[str, Any]:
 
     Each entry: ``run`` (proposal number), ``config`` (flat dict of the spec's
     parameters), ``state`` (the attempt's), ``run_state``, ``attempt``,
-    ``wandb_run_id``, ``error`` (a failed attempt's one-line error, else None), ``epochs`` (stored so far) and ``epochs_planned``, ``metrics``
+    ``wandb_run_id``, ``error`` (a failed attempt's one-line error, else None),
+    ``wandb_incomplete`` (why the attempt's W&B file is incomplete, else None), ``epochs`` (stored so far) and ``epochs_planned``, ``metrics``
     (final values keyed as logged) and ``latest`` (the last stored epoch's row, so a
     running or interrupted attempt shows where it got to), ``verdict`` and ``verdict_reason``
     (`lrtrack.verdicts`, on the attempt the report shows; None on the others). ``sweep.progress`` is
@@ -331,6 +333,7 @@ def describe(store: Store, sweep_id: str) -> dict[str, Any]:
                     "epochs": len(attempt.history),
                     "epochs_planned": planned_epochs(spec, run),
                     "error": attempt.summary.get("error"),
+                    "wandb_incomplete": attempt.summary.get(INCOMPLETE),
                     "metrics": dict(attempt.summary),
                     "latest": dict(attempt.history[-1]) if attempt.history else {},
                     "verdict": verdict.label if verdict else None,

@@ -1,8 +1,13 @@
 """Read back what a W&B run wrote locally, with W&B's own reader (``wandb leet inspect``).
 
+The reader is W&B's ``wandb-core`` binary, run directly (``wandb-core leet inspect``, the
+command ``wandb leet inspect`` runs after starting Python and importing wandb): about
+0.05 s per file instead of 1.3 s, which lets an agent check every run it closes
+(`exit_record_problem`).
+
 Offline runs live in ``<WANDB_DIR>/wandb/offline-run-<time>-<id>/run-<id>.wandb``.
 `lrtrack sync` uses `find_run_dir`, `read_summary` and `wandb_exe` (is a run's W&B
-file complete before it is synced?), agents use `wandb_root`. `read_records`,
+file complete before it is synced?), agents use `wandb_root` and `exit_record_problem`. `read_records`,
 `history_rows` and `artifacts` serve the tests, which check what a run logged with
 W&B's reader rather than lrtrack's bookkeeping. Reports never read these files:
 they read the store.
@@ -20,6 +25,9 @@ from pathlib import Path
 from typing import Any
 
 from lrtrack.errors import LrtrackError
+
+#: The attempt summary entry (in the store, ``sweep show``) of a run whose W&B file is incomplete: why.
+INCOMPLETE = "wandb_incomplete"
 
 
 def wandb_root(wandb_dir: str | os.PathLike | None = None) -> Path:
@@ -48,8 +56,28 @@ def wandb_exe() -> str:
     return shutil.which("wandb") or str(Path(sys.executable).with_name("wandb"))
 
 
+def core_exe() -> Path | None:
+    """W&B's ``wandb-core`` binary (where `wandb.util.get_core_path` finds it), found without
+    importing wandb; None when this wandb has none."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("wandb")
+    path = Path(spec.origin).parent / "bin" / "wandb-core" if spec and spec.origin else None
+    return path if path is not None and path.is_file() else None
+
+
 def _leet(path: Path, *args: str) -> str:
-    proc = subprocess.run([wandb_exe(), "leet", "inspect", *args, str(path)], capture_output=True, text=True, timeout=120)
+    """``wandb leet inspect ARGS PATH`` (a run folder or its ``.wandb`` file), run as
+    ``wandb-core leet inspect`` directly when the binary is there."""
+    command = [wandb_exe(), "leet", "inspect", *args, str(path)]
+    core = core_exe()
+    if core is not None:
+        run_file = path if path.is_file() else next(iter(sorted(path.glob("*.wandb"))), None)
+        if run_file is None:
+            raise LrtrackError(f"wandb leet inspect {path}: no .wandb file there")
+        command = [str(core), "leet", "inspect", "--no-observability", *args,
+                   "--run-file", str(run_file), str(run_file.parent.parent)]
+    proc = subprocess.run(command, capture_output=True, text=True, timeout=120)
     if proc.returncode != 0:
         raise LrtrackError(f"wandb leet inspect {path}: {proc.stderr.strip().splitlines()[-1:] or proc.returncode}")
     return proc.stdout
@@ -58,6 +86,22 @@ def _leet(path: Path, *args: str) -> str:
 def read_summary(path: str | os.PathLike) -> dict[str, Any]:
     """``wandb leet inspect --summary --json``: state, config, summary, exit code..."""
     return json.loads(_leet(Path(path), "--summary", "--json"))
+
+
+def exit_record_problem(folder: str | os.PathLike) -> str | None:
+    """Why W&B's file of the run in ``folder`` is incomplete, or None when it has its exit record.
+
+    A run W&B finished has an exit record last in its ``.wandb`` file. W&B does not tell the
+    process that finished the run when writing that file failed (disk full, a file size
+    limit): its service only logs the error. A file cut short has no exit record.
+    """
+    try:
+        summary = read_summary(folder)
+    except LrtrackError as exc:
+        return f"W&B's file cannot be read ({exc})"
+    if summary.get("exit_code") is None:
+        return f"no exit record in {summary.get('file') or folder}: W&B could not write all of it (disk full?)"
+    return None
 
 
 def read_records(path: str | os.PathLike) -> list[dict[str, Any]]:

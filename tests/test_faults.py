@@ -16,6 +16,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -119,10 +120,11 @@ def test_a_stop_signal_at_every_point_leaves_each_attempt_recorded_once(tmp_path
         assert proc.returncode == 143, (fault, out, err)
         assert "agent stopped" in out, (fault, out, err)
     killed = agents["wandb-finish:SIGKILL"].pid
-    with open_store(store, create=False) as opened:
-        (killed_run,) = [r for r in opened.runs(sweep_id) if r.attempts[0].worker.endswith(f":{killed}")]
-    killed_id = killed_run.attempts[0].wandb_run_id
-    assert [a.state for a in killed_run.attempts] == ["finished"]  # the store's finish came first
+    with open_store(store, create=False) as opened:  # its run may be one another agent's signal requeued
+        ((killed_run, killed_attempt),) = [(r, a) for r in opened.runs(sweep_id) for a in r.attempts
+                                           if a.worker.endswith(f":{killed}")]
+    killed_id = killed_attempt.wandb_run_id
+    assert killed_attempt.state == "finished" == killed_run.state  # the store's finish came first
 
     clean = run_agent(sweep_id, store)
     assert clean.returncode == 0, clean.stderr
@@ -132,7 +134,8 @@ def test_a_stop_signal_at_every_point_leaves_each_attempt_recorded_once(tmp_path
     assert states.count("interrupted") == 3 and states.count("finished") == len(faults)
     sync = lrtrack("sync", sweep_id, "--dry-run", "--store", store)
     assert sync.returncode == 0, sync.stderr
-    assert f"W&B run {killed_id} (run {killed_run.number} attempt 1, finished in the store): incomplete" in sync.stderr
+    assert (f"W&B run {killed_id} (run {killed_run.number} attempt {killed_attempt.number}, finished in the store): "
+            "incomplete") in sync.stderr
 
 
 @pytest.mark.slow
@@ -268,3 +271,124 @@ def _epochs(store: str, sweep_id: str) -> int:
 def test_a_tampered_wandb_run_id_never_reaches_a_glob(tmp_path):
     with pytest.raises(Exception, match="not a valid run id"):
         wandb_files.find_run_dir("*", tmp_path)
+
+
+#: Bytes W&B's service may write per file in the disk-full test: its run record and config fit,
+#: the epochs, the artifact and the exit record do not.
+WANDB_FILE_LIMIT = 4096
+
+
+def test_wandb_disk_full_is_noticed_and_the_store_keeps_the_run(tmp_path, offline_wandb):
+    """W&B's disk fills up for real while the store can still be written.
+
+    The arrangement: a file size limit (``RLIMIT_FSIZE``, what ``prlimit --fsize`` sets) put
+    on W&B's service process alone. W&B writes every run file (``run-<id>.wandb``, its logs)
+    from ``wandb-core``, a child the agent starts at ``wandb.init``; the store (SQLite) and the
+    checkpoints are written by the agent process. A limit on the agent would be inherited by
+    ``wandb-core`` but would also stop SQLite, so the agent stops itself right after
+    ``wandb.init`` (``LRTRACK_FAULT=wandb-init:SIGSTOP``), the test sets the limit on its
+    ``wandb-core`` child (``prlimit(2)``, as ``prlimit --pid``) and lets it go on (SIGCONT).
+    From there every W&B write past `WANDB_FILE_LIMIT` bytes fails with EFBIG (Go ignores
+    SIGXFSZ), as on a full disk; W&B logs the error in its own log and tells the agent nothing.
+    """
+    import resource
+
+    store = f"sqlite:///{tmp_path}/store.db"
+    sweep_id = create(write_spec(tmp_path / "grid.yaml", [0.05], epochs=3), store)
+    agent = spawn_agent(sweep_id, store, "--heartbeat-seconds", "1", fault="wandb-init:SIGSTOP")
+    wait_for(lambda: _proc_state(agent.pid) == "T", 120, "the agent stopped after wandb.init")
+    (core,) = [pid for pid in _children(agent.pid) if b"wandb-core" in Path(f"/proc/{pid}/cmdline").read_bytes()]
+    resource.prlimit(core, resource.RLIMIT_FSIZE, (WANDB_FILE_LIMIT, WANDB_FILE_LIMIT))
+    agent.send_signal(signal.SIGCONT)
+    out, err = agent.communicate(timeout=300)
+    assert agent.returncode == 0, (out, err)
+
+    with open_store(store, create=False) as opened:
+        (run,) = opened.runs(sweep_id)
+    (attempt,) = run.attempts
+    assert (run.state, attempt.state) == ("finished", "finished")
+    assert [row["epoch"] for row in attempt.history] == [1, 2, 3]  # the store kept every epoch
+    assert "no exit record" in attempt.summary[wandb_files.INCOMPLETE]
+    assert f"run 1 attempt 1: warning: W&B run {attempt.wandb_run_id} incomplete: no exit record" in out
+    folder = wandb_files.find_run_dir(attempt.wandb_run_id, offline_wandb)
+    assert (folder / f"run-{attempt.wandb_run_id}.wandb").stat().st_size <= WANDB_FILE_LIMIT  # really cut short
+    assert len(wandb_files.history_rows(wandb_files.read_records(folder))) < 3
+    assert_exactly_once(store, sweep_id, offline_wandb, 1, incomplete=(attempt.wandb_run_id,))
+
+    (entry,) = show(sweep_id, store)["runs"]
+    assert entry["state"] == "finished" and "no exit record" in entry["wandb_incomplete"]
+    table = lrtrack("sweep", "show", sweep_id, "--store", store, env={**os.environ, "COLUMNS": "250"})
+    assert "finished, W&B incomplete" in table.stdout
+    assert f"W&B run {attempt.wandb_run_id} (run 1 attempt 1) incomplete: no exit record" in table.stdout
+    sync = lrtrack("sync", sweep_id, "--dry-run", "--store", store)
+    assert sync.returncode == 0, sync.stderr
+    assert f"W&B run {attempt.wandb_run_id} (run 1 attempt 1, finished in the store): incomplete" in sync.stderr
+
+
+def _proc_state(pid: int) -> str:
+    """The one-letter state of process ``pid`` (``T``: stopped)."""
+    return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
+
+
+def _children(pid: int) -> list[int]:
+    children = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if int((entry / "stat").read_text().rpartition(")")[2].split()[1]) == pid:
+                    children.append(int(entry.name))
+            except (OSError, ValueError):
+                pass  # gone meanwhile
+    return children
+
+
+@pytest.mark.slow
+def test_a_sigterm_while_the_store_is_locked_stops_the_agent_within_a_bound(tmp_path, offline_wandb):
+    """Scenario 4's second half: another connection holds SQLite's write lock (BEGIN IMMEDIATE)
+    while the agent's epoch write waits on it, and a SIGTERM arrives.
+
+    The bound: SQLite waits are cut into `SQLITE_BUSY_SECONDS` tries; between tries (`SqlStore._do`)
+    the agent raises the stop signal (``between_tries``), even during training where a SIGTERM is
+    otherwise held to the end of the epoch; recording the attempt then retries the locked store
+    for `RELEASE_SECONDS` at most, and W&B's run is closed as interrupted. So the agent exits 143
+    within SQLITE_BUSY_SECONDS + 2 s (the longest backoff) + RELEASE_SECONDS + W&B's finish, the
+    lock still held. Its attempt could not be written: the next agent finds it silent, records it
+    ``crashed`` once, and finishes the run."""
+    import sqlite3
+
+    from lrtrack.agent.loop import RELEASE_SECONDS
+    from lrtrack.store import SQLITE_BUSY_SECONDS
+
+    path = tmp_path / "store.db"
+    store = f"sqlite:///{path}"
+    sweep_id = create(write_spec(tmp_path / "grid.yaml", [0.05], epochs=2), store)
+    agent = spawn_agent(sweep_id, store, "--heartbeat-seconds", "1", fault="epoch@1:SIGSTOP")
+    wait_for(lambda: _proc_state(agent.pid) == "T", 120, "the agent stopped after storing epoch 1")
+    lock = sqlite3.connect(path, isolation_level=None, timeout=30)
+    lock.execute("BEGIN IMMEDIATE")
+    try:
+        agent.send_signal(signal.SIGCONT)
+        # Epoch 2 trains and its store write waits on the lock. A wait inside SQLite shows no state
+        # to wait for; a signal landing before the write takes the epoch hook's own stop, which
+        # must keep the same bound (recording retries RELEASE_SECONDS at most).
+        time.sleep(3 * SQLITE_BUSY_SECONDS)
+        agent.send_signal(signal.SIGTERM)
+        bound = SQLITE_BUSY_SECONDS + 2 + RELEASE_SECONDS + 30  # + W&B's finish and a busy machine
+        try:
+            out, err = agent.communicate(timeout=bound)
+        except subprocess.TimeoutExpired:
+            agent.kill()
+            raise
+        assert agent.returncode == 143, (out, err)
+        assert "run 1 attempt 1: not recorded (" in out and "database is locked" in out
+        assert "agent stopped: its run could not be recorded" in out
+    finally:
+        lock.rollback()
+        lock.close()
+    with open_store(store, create=False) as opened:
+        (run,) = opened.runs(sweep_id)
+    assert [a.state for a in run.attempts] == ["running"]  # nobody could write it
+    clean = run_agent(sweep_id, store)  # its heartbeat is older than the grace period by now
+    assert clean.returncode == 0, clean.stderr
+    (run,) = assert_exactly_once(store, sweep_id, offline_wandb, 1)
+    assert [a.state for a in run.attempts] == ["crashed", "finished"]

@@ -289,6 +289,19 @@ class TestStoreContract:
         (run,) = store.runs(sweep.id)
         assert run.state == "finished" and [r["epoch"] for r in run.history] == [1, 2]
 
+    def test_add_to_summary_only_adds_to_an_ended_attempt(self, store):
+        sweep = create(store, grid_spec([0.1, 0.2]))
+        done, running = claim(store, sweep), claim(store, sweep)
+        store.finish_attempt(done.attempt.id, "finished", {"state": "finished", "val/acc": 0.5})
+        before = store.sweep_version(sweep.id)
+        store.add_to_summary(done.attempt.id, {"wandb_incomplete": "no exit record"})
+        store.add_to_summary(running.attempt.id, {"wandb_incomplete": "no exit record"})  # still running: untouched
+        assert store.sweep_version(sweep.id) != before  # a page cached by version shows the note
+        first, second = store.runs(sweep.id)
+        assert (first.state, first.attempts[0].state) == ("finished", "finished")
+        assert first.attempts[0].summary == {"state": "finished", "val/acc": 0.5, "wandb_incomplete": "no exit record"}
+        assert second.attempts[0].state == "running" and "wandb_incomplete" not in (second.attempts[0].summary or {})
+
     def test_a_late_finish_after_the_last_allowed_crash_finishes_the_run(self, store):
         sweep = create(store, grid_spec([0.1]), max_attempts=1)
         slow = claim(store, sweep, grace=0.5)

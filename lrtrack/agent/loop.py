@@ -15,7 +15,9 @@ progress in ``_claiming``) and, whatever stops it (a signal, an exception), reco
 each of them before it exits: ``interrupted`` (requeued, not a failure) after
 a stop signal (`lrtrack.agent.signals`), ``failed`` with a one-line error after an
 exception. Recording an attempt (store first, then W&B's finish with the matching exit
-code) runs with signals deferred, so a signal cannot split it. An exception
+code) runs with signals deferred, so a signal cannot split it; W&B's file is then
+checked for its exit record (a full disk leaves it cut short, silently), and an
+incomplete one is noted on the attempt (`lrtrack.wandb_files.INCOMPLETE`). An exception
 that is not lrtrack's own (the model, the data, the device) fails only its
 attempt; `IDENTICAL_FAILURES` in a row with the same error stop the agent.
 Under SLURM (`lrtrack.slurm`) the worker is named after the job and array task, and
@@ -125,6 +127,7 @@ class Agent:
     def __init__(self, store: Store, sweep_id: str, settings: AgentSettings | None = None,
                  report: Reporter | Callable[[str], None] | None = None, pack: int = 1) -> None:
         self.store = store
+        store.between_tries = signals.raise_if_stopping  # a stop signal does not wait for a locked store
         self.sweep = store.get_sweep(sweep_id)
         self.spec = spec_of(self.sweep)  # validated once, not per run
         self.settings = settings or AgentSettings()
@@ -135,6 +138,8 @@ class Agent:
         self._open: dict[int, ClaimedAttempt] = {}  #: claimed attempts not recorded yet, by attempt id
         self._claiming: list[str] = []  #: claim tokens of a claim that may have committed unseen
         self._failures: tuple[str | None, int] = (None, 0)  #: the last error and how many runs in a row had it
+        #: Attempts a stopping agent could not record (the store did not answer within `RELEASE_SECONDS`).
+        self.unrecorded: list[int] = []
 
     def run(self) -> AgentOutcome:
         """Claim and train runs until the sweep is done, ``count`` is reached, or a signal.
@@ -299,14 +304,28 @@ class Agent:
         if member.attempt.id not in self._open:
             return
         stopping = signals.received() is not None
+        if stopping:  # the agent is exiting: a store that does not answer is not waited for long
+            self.store.retry_seconds = min(self.store.retry_seconds, RELEASE_SECONDS)
         with signals.signals_deferred(raise_after=False):
             fault_point("store-finish")
-            final, run_state = self.store.finish_attempt(member.attempt.id, state, summary,
-                                                         history=member.unstored or None)
+            try:
+                final, run_state = self.store.finish_attempt(member.attempt.id, state, summary,
+                                                             history=member.unstored or None)
+            except StoreError as exc:
+                if not stopping:
+                    raise
+                self._open.pop(member.attempt.id, None)
+                self.unrecorded.append(member.attempt.id)
+                if member.logger is not None:
+                    member.logger.close({**summary, "state": state})
+                self.report(f"{_run_name(member.run, member.attempt)}: not recorded ({exc}); "
+                            "it is requeued as crashed after the grace period")
+                return
             self._open.pop(member.attempt.id, None)
             fault_point("wandb-finish")
             if member.logger is not None:
                 member.logger.close({**summary, "state": final})
+                self._check_wandb_file(member)
         metric = self.sweep.wandb_config.get("metric", {}).get("name", VAL_ACC)
         value = summary.get(metric)
         error = f" ({summary['error']})" if final == State.FAILED and summary.get("error") else ""
@@ -315,6 +334,20 @@ class Agent:
                               getattr(member.logger, "folder", None))
         if not stopping:
             signals.check_stop()  # a signal that arrived while recording: stop now, the attempt is safe
+
+    def _check_wandb_file(self, member: ClaimedAttempt) -> None:
+        """After W&B's finish: a run whose ``.wandb`` file has no exit record (W&B could not write
+        it all: disk full, a file size limit; W&B itself says nothing) gets why added to its
+        attempt's summary (`lrtrack.wandb_files.INCOMPLETE`) and one warning line. About 0.05 s
+        (W&B's own reader, `lrtrack.wandb_files.exit_record_problem`)."""
+        from lrtrack.wandb_files import INCOMPLETE, exit_record_problem
+
+        folder = getattr(member.logger, "folder", None)
+        if folder is None or member.logger.mode == "disabled" or (problem := exit_record_problem(folder)) is None:
+            return
+        self.store.add_to_summary(member.attempt.id, {INCOMPLETE: problem})
+        self.report(f"{_run_name(member.run, member.attempt)}: warning: W&B run {member.attempt.wandb_run_id} "
+                    f"incomplete: {problem}")
 
     def _release(self, exc: BaseException) -> None:
         """The agent is stopping: record every attempt it still holds, once.

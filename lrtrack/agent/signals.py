@@ -64,6 +64,15 @@ def check_stop() -> None:
         raise stop_exception(_stop_signals[-1])
 
 
+def raise_if_stopping() -> None:
+    """In the main thread, raise a stop signal received and not raised yet, unless an attempt is
+    being recorded (`signals_deferred`). Run between a store's retries (``SqlStore.between_tries``):
+    a SIGTERM held to the end of an epoch stops the agent even while the epoch's store write
+    waits on a lock another process holds."""
+    if _stop_signals and not _deferred and not _raised and threading.current_thread() is threading.main_thread():
+        check_stop()
+
+
 @contextlib.contextmanager
 def signals_deferred(raise_after: bool = True):
     """A section no stop signal may split (recording an attempt in the store and W&B):

@@ -56,10 +56,13 @@ def run_agents(store: Store, sweep_id: str, settings: AgentSettings, *, gpus: li
         report(f"sweep {sweep.id}: all workers exited")
         return code
     raise_on_stop_signals()
+    agent = Agent(store, sweep.id, settings, report, pack=pack)
     try:
-        outcome = Agent(store, sweep.id, settings, report, pack=pack).run()
+        outcome = agent.run()
     except KeyboardInterrupt as stop:  # Ctrl-C, or SIGTERM (lrtrack.agent.signals.Terminated, exit 143)
-        report("agent stopped: its run is marked interrupted and requeued")
+        report("agent stopped: " + ("its run could not be recorded, the store did not answer (requeued as crashed "
+                                    "after the grace period)" if agent.unrecorded else
+                                    "its run is marked interrupted and requeued"))
         return getattr(stop, "exit_code", 130)  # returned, not raised: Typer would turn it into 130
     report(f"agent exits: {outcome.message} ({outcome.runs} run{'s' if outcome.runs != 1 else ''} trained here)")
     return 0

@@ -87,6 +87,8 @@ def print_sweep(description: dict[str, Any], wide: bool = False) -> None:
 
     The metric column is the final value, or for an attempt still running (or stopped
     before its end) the value of its latest stored epoch; ``epochs`` is stored/planned.
+    An attempt whose W&B file is incomplete says so in its state (``finished, W&B
+    incomplete``); a line under the table says why and where.
     """
     from lrtrack.sweep import progress_text
 
@@ -115,7 +117,7 @@ def print_sweep(description: dict[str, Any], wide: bool = False) -> None:
             str(entry["run"]),
             *(format_metric(k, entry["config"].get(k)) for k in config_keys),
             str(entry["attempt"]),
-            entry["state"],
+            entry["state"] + (", W&B incomplete" if entry.get("wandb_incomplete") else ""),
             f"{entry['epochs']}/{entry['epochs_planned']}",
             format_metric(metric, value),
             *([entry.get("verdict") or ""] if verdicts else []),
@@ -128,6 +130,10 @@ def print_sweep(description: dict[str, Any], wide: bool = False) -> None:
             cells.append(entry.get("error") or "")
         table.add_row(*cells)
     print_table(table, wide)
+    for entry in description["runs"]:
+        if entry.get("wandb_incomplete"):
+            console.print(f"W&B run {entry['wandb_run_id']} (run {entry['run']} attempt {entry['attempt']}) "
+                          f"incomplete: {entry['wandb_incomplete']}", markup=False, highlight=False)
 
 
 def print_reproduction(name: str, sweep_id: str, study: PublishedStudy, rows: list[Row]) -> None:
