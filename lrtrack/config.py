@@ -42,7 +42,9 @@ def flat_settings(values: dict[str, Any]) -> dict[str, Any]:
 class TrainConfig(BaseModel):
     """Everything one training run needs. Defaults reproduce study A (Fashion-MNIST, fcn, Adam)."""
 
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    # protected_namespaces=(): `model` and `model_args` are settings, not pydantic's model_* API
+    # (pydantic before 2.10 warns about such names on import)
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, protected_namespaces=())
 
     # data
     dataset: str = Field("fashion-mnist", description="Dataset: a built-in (mnist, fashion-mnist, digits), a dataset "
