@@ -36,10 +36,10 @@ def incomplete_runs(store: Store, sweep_id: str, wandb_dir: str | os.PathLike | 
     Incomplete: W&B's file has no exit record (the agent was SIGKILLed between the
     store's finish and W&B's, or W&B's disk was full). Disagreeing: the store says
     the run completed and W&B recorded a non-zero exit, or the other way round.
-    Read with W&B's own reader (`lrtrack.wandb_files.read_summary`).
+    Read with W&B's own reader (`lrtrack.wandb_files.read_exit`, as agents check their runs).
     """
     from lrtrack.states import SUCCESS
-    from lrtrack.wandb_files import read_summary
+    from lrtrack.wandb_files import read_exit
 
     lines = []
     for run in store.runs(sweep_id):
@@ -49,13 +49,10 @@ def incomplete_runs(store: Store, sweep_id: str, wandb_dir: str | os.PathLike | 
             folder = find_run_dir(attempt.wandb_run_id, wandb_dir)
             if folder is None:
                 continue
-            try:
-                exit_code = read_summary(folder).get("exit_code")
-            except LrtrackError:
-                exit_code = None
+            exit_code, problem = read_exit(folder)
             where = f"W&B run {attempt.wandb_run_id} (run {run.number} attempt {attempt.number}, {attempt.state} in the store)"
-            if exit_code is None:
-                lines.append(f"{where}: incomplete, no exit record in {folder}")
+            if problem is not None:
+                lines.append(f"{where}: incomplete, {problem}")
             elif (exit_code == 0) != (attempt.state in SUCCESS):
                 lines.append(f"{where}: W&B recorded exit code {exit_code}")
     return lines

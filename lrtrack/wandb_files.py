@@ -88,8 +88,9 @@ def read_summary(path: str | os.PathLike) -> dict[str, Any]:
     return json.loads(_leet(Path(path), "--summary", "--json"))
 
 
-def exit_record_problem(folder: str | os.PathLike) -> str | None:
-    """Why W&B's file of the run in ``folder`` is incomplete, or None when it has its exit record.
+def read_exit(folder: str | os.PathLike) -> tuple[int | None, str | None]:
+    """The exit code W&B recorded for the run in ``folder``, and why there is none (None when
+    the file has its exit record).
 
     A run W&B finished has an exit record last in its ``.wandb`` file. W&B does not tell the
     process that finished the run when writing that file failed (disk full, a file size
@@ -98,10 +99,16 @@ def exit_record_problem(folder: str | os.PathLike) -> str | None:
     try:
         summary = read_summary(folder)
     except LrtrackError as exc:
-        return f"W&B's file cannot be read ({exc})"
+        return None, f"W&B's file cannot be read ({exc})"
     if summary.get("exit_code") is None:
-        return f"no exit record in {summary.get('file') or folder}: W&B could not write all of it (disk full?)"
-    return None
+        return None, (f"no exit record in {summary.get('file') or folder}: "
+                      "W&B did not write all of it (disk full, or killed before its finish)")
+    return summary["exit_code"], None
+
+
+def exit_record_problem(folder: str | os.PathLike) -> str | None:
+    """Why W&B's file of the run in ``folder`` is incomplete, or None (see `read_exit`)."""
+    return read_exit(folder)[1]
 
 
 def read_records(path: str | os.PathLike) -> list[dict[str, Any]]:
