@@ -479,6 +479,12 @@ class ExpectedResult(BaseModel):
 SweepSpec.model_rebuild()
 
 
+def flag_name(field: str) -> str:
+    """``batch_size`` -> ``--batch-size``: the command-line flag of a settings field
+    (`lrtrack.cli.config_options` declares flags by it, `validation_lines` names them by it)."""
+    return "--" + field.replace("_", "-")
+
+
 def validation_lines(exc: ValidationError, flags: bool = False) -> list[str]:
     """One line per problem, each naming its field (as ``--flag`` when ``flags``)."""
     lines = []
@@ -490,7 +496,7 @@ def validation_lines(exc: ValidationError, flags: bool = False) -> list[str]:
             continue
         name = ".".join(loc)
         if flags:
-            name = "--" + loc[0].replace("_", "-")
+            name = flag_name(loc[0])
         lines.append(f"{name}: {msg}")
     return lines
 

@@ -32,6 +32,7 @@ import typer
 from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 
+from lrtrack.config import flag_name
 from lrtrack.formatting import format_value
 
 if TYPE_CHECKING:
@@ -43,9 +44,9 @@ ModelT = TypeVar("ModelT", bound=BaseModel)
 _SCALARS = (bool, int, float, str)
 
 
-def flag_name(field: str) -> str:
-    """``batch_size`` -> ``--batch-size`` (what validation messages name, see `lrtrack.config.validation_lines`)."""
-    return "--" + field.replace("_", "-")
+def negative_flag_name(field: str) -> str:
+    """``nesterov`` -> ``--no-nesterov``: the off switch of a ``bool`` field's flag pair."""
+    return "--no-" + flag_name(field).removeprefix("--")
 
 
 def settings_options(model: type[BaseModel], *, panel: str | None = None) -> list[inspect.Parameter]:
@@ -55,7 +56,7 @@ def settings_options(model: type[BaseModel], *, panel: str | None = None) -> lis
 
 def _option(name: str, field: FieldInfo, panel: str | None) -> inspect.Parameter:
     kind = _flag_type(field.annotation)
-    decls = [f"{flag_name(name)}/--no-{name.replace('_', '-')}"] if kind is bool else [flag_name(name)]
+    decls = [f"{flag_name(name)}/{negative_flag_name(name)}"] if kind is bool else [flag_name(name)]
     extra: dict[str, Any] = {}
     if typing.get_origin(kind) is Literal:
         # The choices are shown as the metavar and checked by the model, like every other value,
@@ -143,7 +144,7 @@ def settings_flags(settings: BaseModel) -> list[str]:
     args: list[str] = []
     for name, value in settings.model_dump(exclude_defaults=True).items():
         if isinstance(value, bool):
-            args.append(flag_name(name) if value else f"--no-{name.replace('_', '-')}")
+            args.append(flag_name(name) if value else negative_flag_name(name))
         else:
             args += [flag_name(name), str(value)]
     return args
