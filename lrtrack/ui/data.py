@@ -20,6 +20,7 @@ from lrtrack.formatting import format_value
 from lrtrack.metrics import TRAIN_LOSS, VAL_ACC
 from lrtrack.states import RUN_ENDS, RUN_STATES
 from lrtrack.store import GROWING
+from lrtrack.sweep import planned_runs, spec_of
 
 if TYPE_CHECKING:
     from lrtrack.report.study import Study
@@ -46,20 +47,6 @@ def warm_up() -> None:
     import lrtrack.report.study  # noqa: F401
 
 
-def planned_runs(spec: dict[str, Any]) -> int | None:
-    """How many runs the sweep will make: the grid's size, else ``run_cap``, else None (unbounded)."""
-    params = spec.get("parameters") or {}
-    if spec.get("method") == "grid":
-        total = 1
-        for body in params.values():
-            if "values" in body:
-                total *= len(body["values"])
-            elif "value" not in body:
-                return spec.get("run_cap")
-        return min(total, spec["run_cap"]) if spec.get("run_cap") else total
-    return spec.get("run_cap")
-
-
 def sweeps_overview(store: Store) -> list[dict[str, Any]]:
     """One entry per sweep for the sweeps page: states, progress, best metric and its config, age.
 
@@ -77,7 +64,7 @@ def _overview(sweep: SweepRecord, runs: list[RunRecord], now: float) -> dict[str
     metric = (spec.get("metric") or {}).get("name", VAL_ACC)
     maximize = (spec.get("metric") or {}).get("goal", "maximize") == "maximize"
     counts = Counter(run.state for run in runs)
-    planned = planned_runs(spec)
+    planned = planned_runs(spec_of(sweep))  # the same count as sweep show's
     done = sum(counts[s] for s in RUN_ENDS)
     scored = [(run.summary.get(metric), run) for run in runs if _finite(run.summary.get(metric))]
     best = (max if maximize else min)(scored, key=lambda pair: pair[0]) if scored else None
@@ -176,7 +163,7 @@ class SweepReader:
                 "metric": study.metric.name, "goal": study.metric.goal,
                 "fixed": {k: format_value(v) for k, v in study.fixed.items()},
                 "parameters": study.parameters, "swept": study.swept,
-                "planned": planned_runs(sweep.spec), "chance": study.chance,
+                "planned": planned_runs(spec_of(sweep)), "chance": study.chance,
                 "read_at": time.time(),  # when this page's data was read from the store
             },
             "curves": curves(study),
