@@ -213,3 +213,19 @@ def test_many_or_long_curves_are_limited_thinned_and_say_so_and_polls_see_new_ep
         monkeypatch.setattr(data, "MAX_CURVES", 100)
         monkeypatch.setattr(data, "MAX_POINTS", 200)
         assert data.sweep_detail(store, sweep.id)["curves"]["note"] == ""
+
+
+def test_the_sweeps_page_counts_planned_runs_as_sweep_show_does(tmp_path):
+    from lrtrack.config import load_spec
+    from lrtrack.store import open_store
+    from lrtrack.sweep import create_sweep, describe
+    from lrtrack.ui.data import sweeps_overview
+
+    path = tmp_path / "grid.yaml"
+    path.write_text("method: grid\nparameters:\n  lr: {values: [0.1, 0.01]}\n"
+                    "  hidden: {distribution: int_uniform, min: 32, max: 34}\n"  # a grid axis without 'values'
+                    "fixed: {dataset: digits, model: mlp2, epochs: 1}\n")
+    with open_store(f"sqlite:///{tmp_path}/store.db") as store:
+        record = create_sweep(load_spec(path), store, "local")
+        (overview,) = sweeps_overview(store)
+        assert overview["planned"] == describe(store, record.id)["sweep"]["progress"]["total"] == 6
