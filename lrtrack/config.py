@@ -485,6 +485,24 @@ def flag_name(field: str) -> str:
     return "--" + field.replace("_", "-")
 
 
+def negative_flag_name(field: str) -> str:
+    """``nesterov`` -> ``--no-nesterov``: the off switch of a ``bool`` field's flag pair."""
+    return "--no-" + flag_name(field).removeprefix("--")
+
+
+def settings_flags(settings: BaseModel) -> list[str]:
+    """The command-line flags that rebuild ``settings`` (those not at their default), as
+    `lrtrack.cli.config_options` declares them: how a supervisor hands its settings to its
+    workers, and a SLURM script to its agents."""
+    args: list[str] = []
+    for name, value in settings.model_dump(exclude_defaults=True).items():
+        if isinstance(value, bool):
+            args.append(flag_name(name) if value else negative_flag_name(name))
+        else:
+            args += [flag_name(name), str(value)]
+    return args
+
+
 def validation_lines(exc: ValidationError, flags: bool = False) -> list[str]:
     """One line per problem, each naming its field (as ``--flag`` when ``flags``)."""
     lines = []

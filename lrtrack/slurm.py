@@ -27,12 +27,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping
 
+from lrtrack.agent.settings import AgentSettings
+from lrtrack.config import settings_flags
 from lrtrack.errors import LrtrackError, UserError
 
 #: SLURM's warning before the time limit: SIGUSR1 to the batch shell, 90 s ahead.
 DEFAULT_SIGNAL = "B:USR1@90"
 #: The agent's exit code after SIGUSR1 (128 + 10): the script then requeues its task.
 TIME_LIMIT_EXIT = 128 + 10
+#: The tasks' log files (sbatch ``--output``): one per job and array task.
+DEFAULT_OUTPUT = "lrtrack-%A_%a.out"
 
 
 # ---------------------------------------------------------------- inside a task
@@ -110,7 +114,6 @@ class ArrayJob:
 
     sweep_id: str
     array: int  #: number of tasks (agents)
-    count: int | None = None  #: runs per task; None: until the sweep is done
     gpus: int = 0  #: GPUs per task (``--gpus-per-task``)
     cpus: int | None = None  #: CPUs per task
     partition: str | None = None
@@ -120,8 +123,8 @@ class ArrayJob:
     throttle: int | None = None  #: at most this many tasks at once (``%``)
     signal: str = DEFAULT_SIGNAL
     requeue: bool = True
-    output: str = "lrtrack-%A_%a.out"
-    agent_args: list[str] = field(default_factory=list)  #: more ``lrtrack agent`` flags (``--offline``...)
+    output: str = DEFAULT_OUTPUT
+    agent: AgentSettings = field(default_factory=AgentSettings)  #: each task's agent (``--count`` runs, ...)
     python: str = field(default_factory=lambda: sys.executable)
 
     def check(self) -> None:
@@ -129,8 +132,6 @@ class ArrayJob:
         problems = []
         if self.array < 1:
             problems.append(f"--array: must be at least 1 (one agent per task), not {self.array}")
-        if self.count is not None and self.count < 1:
-            problems.append(f"--count: must be at least 1, not {self.count}")
         if self.gpus < 0:
             problems.append(f"--gpus: must be 0 or more, not {self.gpus}")
         if self.cpus is not None and self.cpus < 1:
@@ -167,11 +168,8 @@ def render_script(job: ArrayJob) -> str:
     for name in ("partition", "account", "time", "constraint"):
         if (value := getattr(job, name)) is not None:
             directives.append(f"--{name}={value}")
-    agent = [job.python, "-m", "lrtrack", "agent", job.sweep_id]
-    if job.count:
-        agent += ["--count", str(job.count)]
-    agent += job.agent_args
-    until = f"{job.count} runs" if job.count else "the sweep is done"
+    agent = [job.python, "-m", "lrtrack", "agent", job.sweep_id, *settings_flags(job.agent)]
+    until = f"{job.agent.count} runs" if job.agent.count else "the sweep is done"
     lines = ["#!/bin/bash", *(f"#SBATCH {d}" for d in directives), f"""\
 #
 # lrtrack agents for sweep {job.sweep_id}: one per array task, each claiming runs from the

@@ -148,7 +148,8 @@ def _command(*path: str):
 @pytest.mark.parametrize("model, command", [("lrtrack.config:TrainConfig", ("train",)),
                                             ("lrtrack.config:TrainConfig", ("lr-find",)),
                                             ("lrtrack.agent.settings:AgentSettings", ("agent",)),
-                                            ("lrtrack.agent.settings:AgentSettings", ("sweep", "run"))])
+                                            ("lrtrack.agent.settings:AgentSettings", ("sweep", "run")),
+                                            ("lrtrack.agent.settings:AgentSettings", ("slurm",))])
 def test_every_settings_field_is_a_flag_with_its_description_and_default(model, command):
     import importlib
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import shutil
 import subprocess
 import time
@@ -47,14 +48,17 @@ def test_dry_run_prints_a_job_array_script_with_every_setting_and_no_secret(tmp_
     store, sweep_id = local_sweep(tmp_path)
     proc = lrtrack("slurm", sweep_id, "--array", "4", "--count", "2", "--gpus", "1", "--cpus", "8",
                    "--partition", "gpu", "--account", "ml", "--time", "4:00:00", "--constraint", "a100",
-                   "--throttle", "2", "--dry-run", "--store", store)
+                   "--throttle", "2", "--heartbeat-seconds", "5", "--grace-seconds", "60", "--offline",
+                   "--dry-run", "--store", store)
     assert proc.returncode == 0, proc.stderr
     script = proc.stdout
     directives = [line.removeprefix("#SBATCH ") for line in script.splitlines() if line.startswith("#SBATCH ")]
     for expected in ("--array=0-3%2", "--requeue", "--signal=B:USR1@90", "--gpus-per-task=1", "--cpus-per-task=8",
                      "--partition=gpu", "--account=ml", "--time=4:00:00", "--constraint=a100", "--ntasks=1"):
         assert expected in directives, (expected, directives)
-    assert f"-m lrtrack agent {sweep_id} --count 2" in script
+    agent = shlex.split(next(line for line in script.splitlines() if " -m lrtrack agent " in line))
+    assert agent[agent.index("agent"):] == ["agent", sweep_id, "--count", "2", "--heartbeat-seconds", "5.0",
+                                            "--grace-seconds", "60.0", "--offline", "&"]
     assert "store.db" not in script and "LRTRACK_STORE=" not in script  # the URL comes from the environment
     assert subprocess.run(["bash", "-n"], input=script, text=True).returncode == 0
     assert not list(tmp_path.glob("*.sbatch"))  # --dry-run writes nothing
@@ -70,6 +74,8 @@ def test_the_script_never_holds_a_password():
     (["--array", "0"], "--array: must be at least 1"),
     (["--throttle", "0"], "--throttle: must be at least 1"),
     (["--partition", "a b"], "--partition: must be one word"),
+    (["--count", "0"], "--count:"),  # an agent setting: checked by AgentSettings, as `lrtrack agent` does
+    (["--grace-seconds", "0"], "--grace-seconds:"),
 ])
 def test_bad_flags_are_one_line_exit_2_and_nothing_written(tmp_path, args, message):
     store, sweep_id = local_sweep(tmp_path)

@@ -8,7 +8,7 @@ import typer
 
 from lrtrack.agent.settings import AgentSettings
 from lrtrack.cli import app
-from lrtrack.cli.config_options import settings_flags, settings_from, with_options
+from lrtrack.cli.config_options import settings_from, with_options
 from lrtrack.cli.options import StoreOpt, SweepIdArg
 
 if TYPE_CHECKING:
@@ -70,4 +70,6 @@ def run_agents(store: Store, sweep_id: str, settings: AgentSettings, *, gpus: li
 
 def _agent_args(settings: AgentSettings, pack: int) -> list[str]:
     """The flags that give each supervised worker the same settings (those not at their default)."""
+    from lrtrack.config import settings_flags
+
     return [*settings_flags(settings), "--pack", str(pack)]

@@ -32,7 +32,7 @@ import typer
 from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 
-from lrtrack.config import flag_name
+from lrtrack.config import flag_name, negative_flag_name
 from lrtrack.formatting import format_value
 
 if TYPE_CHECKING:
@@ -42,11 +42,6 @@ ModelT = TypeVar("ModelT", bound=BaseModel)
 
 #: Python types a flag can take directly; any other field type is read as YAML text.
 _SCALARS = (bool, int, float, str)
-
-
-def negative_flag_name(field: str) -> str:
-    """``nesterov`` -> ``--no-nesterov``: the off switch of a ``bool`` field's flag pair."""
-    return "--no-" + flag_name(field).removeprefix("--")
 
 
 def settings_options(model: type[BaseModel], *, panel: str | None = None) -> list[inspect.Parameter]:
@@ -136,18 +131,6 @@ def settings_from(model: type[ModelT], flags: dict[str, Any]) -> ModelT:
         return model(**flags)
     except ValidationError as exc:
         raise UserError(validation_lines(exc, flags=True)) from None
-
-
-def settings_flags(settings: BaseModel) -> list[str]:
-    """The command-line flags that rebuild ``settings`` (those not at their default), as
-    `settings_options` declares them: how a supervisor hands its settings to its workers."""
-    args: list[str] = []
-    for name, value in settings.model_dump(exclude_defaults=True).items():
-        if isinstance(value, bool):
-            args.append(flag_name(name) if value else negative_flag_name(name))
-        else:
-            args += [flag_name(name), str(value)]
-    return args
 
 
 def train_config_from(config_file: Optional[Path], flags: dict[str, Any]) -> TrainConfig:
