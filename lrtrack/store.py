@@ -54,6 +54,7 @@ by `SqlStore._do`. The writes that must not happen twice carry a token chosen by
 the caller before the first try: a claim carries the new attempt's W&B run id
 (`Store.claim_run` first looks for an attempt holding it), a new sweep its id.
 A retry that finds its token already committed returns that instead of writing again.
+``tests/test_faults.py`` drops real connections around COMMIT (``tests/pgproxy.py``).
 
 A store that disappears
 -----------------------

@@ -2,11 +2,12 @@
 
 Real agent processes, a real store, real offline W&B runs. Faults land at named points
 of an agent's work through the ``LRTRACK_FAULT`` test hook (`lrtrack.faults`), or from
-outside (SIGSTOP/SIGCONT, a deleted store file, an unusable W&B directory, a lost
-COMMIT acknowledgement). Each test ends with `assert_exactly_once`: every grid point
-finished once in the store, no attempt left ``running``, nothing counted twice, and
-every attempt's W&B run agreeing with the store (exit code 0 exactly for the runs the
-store says completed), read back with ``wandb leet inspect --summary --json``.
+outside (SIGSTOP/SIGCONT, a deleted store file, an unusable W&B directory, a PostgreSQL
+connection dropped around COMMIT by a proxy, `pgproxy`). Each test of agents ends with
+`assert_exactly_once`: every grid point finished once in the store, no attempt left
+``running``, nothing counted twice, and every attempt's W&B run agreeing with the store
+(exit code 0 exactly for the runs the store says completed), read back with
+``wandb leet inspect --summary --json``.
 """
 
 from __future__ import annotations
@@ -17,11 +18,13 @@ import signal
 import subprocess
 import sys
 import time
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 from clitools import create, lrtrack, show, wait_for
+from pgproxy import CommitDropper
 
 from lrtrack import wandb_files
 from lrtrack.store import open_store
@@ -222,45 +225,50 @@ def test_a_deleted_store_stops_the_agent_with_an_error(tmp_path, offline_wandb):
     assert wandb_files.read_summary(run_dir)["exit_code"] == 1  # W&B's run closed as failed
 
 
-def test_a_retried_commit_claims_and_creates_once(store_url, monkeypatch):
-    """The COMMIT goes through but its acknowledgement is lost (the connection drops):
-    `SqlStore._do` retries, and the retry finds its sweep id / claim token already there."""
-    import contextlib
-
-    from sqlalchemy.exc import OperationalError
-
-    from lrtrack.config import SweepSpec
-    from lrtrack.errors import StoreError
-    from lrtrack.store import SqlStore
-    from lrtrack.sweep import propose
-
-    original = SqlStore._transaction
-    lose = [0]  # how many of the next transactions lose their acknowledgement after committing
-
-    @contextlib.contextmanager
-    def ack_lost(self):
-        with original(self) as conn:
-            yield conn
-        if lose[0]:
-            lose[0] -= 1
-            dropped = OperationalError("COMMIT", {}, Exception("server closed the connection unexpectedly"))
-            raise StoreError(f"store {self.url}: connection lost") from dropped
-
-    monkeypatch.setattr(SqlStore, "_transaction", ack_lost)
-    spec = SweepSpec(name="acks", parameters={"lr": {"values": [0.1, 0.2]}}, fixed={"dataset": "digits"})
-    with open_store(store_url) as store:
-        lose[0] = 1
-        sweep = store.create_sweep(name=spec.name, backend="local", spec=spec.model_dump(mode="json"),
-                                   wandb_config=spec.to_wandb(), project=spec.project, entity=None)
-        assert [s.id for s in store.list_sweeps()] == [sweep.id]
-        lose[0] = 1
-        claim = store.claim_run(sweep.id, "w", propose(sweep.wandb_config), grace_seconds=60, wandb_run_id="tok00001")
-        lose[0] = 1
-        assert store.finish_attempt(claim.attempt.id, "finished", {"state": "finished"}) == ("finished", "finished")
-        runs = store.runs(sweep.id)
-    assert [(r.number, r.state, [a.wandb_run_id for a in r.attempts]) for r in runs] == [(1, "finished", ["tok00001"])]
+#: What the proxy (tests/pgproxy.py) recognises each transaction by: the statement only it runs.
+CREATE_SWEEP = r"^INSERT INTO lrtrack_sweeps "
+CLAIM = r"^INSERT INTO lrtrack_attempts "
+FINISH = r"^UPDATE lrtrack_attempts SET state=\S+, ended_at="
 
 
+@pytest.mark.postgres
+def test_a_sweep_create_whose_commit_ack_is_lost_creates_one_sweep(tmp_path, pg_db):
+    """Scenario 11 with a real dropped connection: the first try of the sweep's INSERT is cut
+    off before its COMMIT (rolled back), the second commits and loses the acknowledgement;
+    the third finds the sweep id it drew already there. One sweep, and the command says it."""
+    with CommitDropper(pg_db) as proxy:
+        proxy.arm(CREATE_SWEEP, ["before", "after"])
+        proc = lrtrack("sweep", "create", str(write_spec(tmp_path / "grid.yaml", [0.01, 0.02])),
+                       "--store", proxy.url, "--backend", "local")
+    assert proc.returncode == 0, proc.stderr
+    assert [(d.when, d.tag) for d in proxy.drops] == [("before", None), ("after", "COMMIT")]
+    with open_store(pg_db, create=False) as opened:
+        assert [s.id for s in opened.list_sweeps()] == [proc.stdout.strip().splitlines()[-1]]
+
+
+@pytest.mark.slow
+@pytest.mark.postgres
+def test_agents_whose_claim_and_finish_commit_acks_are_lost_run_each_point_once(tmp_path, offline_wandb, pg_db):
+    """Scenario 11 for real agents on PostgreSQL, through a proxy that drops their connections
+    around COMMIT: claims and finishes whose COMMIT went through but whose acknowledgement
+    was lost (retried: the claim finds its token, the finish finds its attempt ended), and
+    one of each cut off before COMMIT (rolled back, retried as new). Every point is claimed
+    by exactly one attempt and finished once, and W&B agrees."""
+    sweep_id = create(write_spec(tmp_path / "grid.yaml", [0.01, 0.02, 0.03]), pg_db)
+    with CommitDropper(pg_db) as proxy:
+        proxy.arm(CLAIM, ["after", "before", "after"])
+        proxy.arm(FINISH, ["after", "before", "after"])
+        # No attempt may go stale here, even on a loaded machine: a long grace period.
+        agents = [spawn_agent(sweep_id, proxy.url, "--grace-seconds", "60") for _ in range(2)]
+        for agent in agents:
+            out, err = agent.communicate(timeout=300)
+            assert agent.returncode == 0, (out, err)
+    assert proxy.pending() == 0  # every drop asked for happened
+    drops = Counter((d.statement.split()[0], d.when, d.tag) for d in proxy.drops)
+    assert drops == {("INSERT", "after", "COMMIT"): 2, ("INSERT", "before", None): 1,
+                     ("UPDATE", "after", "COMMIT"): 2, ("UPDATE", "before", None): 1}
+    runs = assert_exactly_once(pg_db, sweep_id, offline_wandb, 3)
+    assert [[a.state for a in r.attempts] for r in runs] == [["finished"]] * 3  # no claim twice, none lost
 
 
 def _epochs(store: str, sweep_id: str) -> int:
