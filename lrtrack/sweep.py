@@ -266,8 +266,8 @@ def progress(spec: SweepSpec, runs: list[RunRecord]) -> dict[str, Any]:
 def progress_text(counts: dict[str, Any]) -> str:
     """``2/6 finished, 1 running, 3 pending, 0 failed`` (``cancelled`` only when there are)."""
     total = counts["total"] if counts["total"] is not None else "unbounded"
-    text = f"{counts['finished']}/{total} finished, {counts['running']} running, {counts['pending']} pending, {counts['failed']} failed"
-    return text + (f", {counts['cancelled']} cancelled" if counts.get(State.CANCELLED) else "")
+    shown = [State.RUNNING, State.PENDING, State.FAILED] + ([State.CANCELLED] if counts.get(State.CANCELLED) else [])
+    return ", ".join([f"{counts[State.FINISHED]}/{total} {State.FINISHED}", *(f"{counts[s]} {s}" for s in shown)])
 
 
 def planned_epochs(spec: SweepSpec, run: RunRecord) -> int:

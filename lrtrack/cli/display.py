@@ -74,7 +74,7 @@ def print_sweep_list(rows: list[dict[str, Any]], wide: bool = False) -> None:
     for row in rows:
         progress = row["progress"]
         total = progress["total"] if progress["total"] is not None else "?"
-        cells = [row["id"], row["name"], row["state"], f"{progress['finished']}/{total}",
+        cells = [row["id"], row["name"], row["state"], f"{progress[State.FINISHED]}/{total}",
                  str(progress[State.RUNNING]), str(progress[State.PENDING]), str(progress[State.FAILED])]
         if wide:
             cells += [row["backend"], row["created"]]
