@@ -481,7 +481,9 @@ class SqlStore(Store):
         """Run ``operation`` in a transaction, retrying with backoff while the error is transient
         (`_is_transient`) and ``retry_seconds`` are not used up.
 
-        A lost connection or a busy database rolls the transaction back, so running it again is safe.
+        A lost connection or a busy database rolls the transaction back, so running it again is
+        safe, except when only the COMMIT's acknowledgement was lost: the writes that must not
+        happen twice carry a token for that (see "Idempotent retries" above).
         """
         deadline = time.monotonic() + self.retry_seconds
         delay = 0.25
