@@ -32,7 +32,8 @@ def test_two_agents_finish_a_grid_exactly_once_and_sweep_run_prints_the_id_last(
     # points: one multi-agent run checked for exactly-once, W&B's files and the CLI's output.
     store = f"sqlite:///{tmp_path}/store.db"
     lrs = [0.001, 0.01, 0.05]
-    proc = lrtrack("sweep", "run", str(write_sweep_spec(tmp_path / "grid.yaml", "test-grid", {"lr": lrs}, epochs=2)), "--workers", "2", "--store", store)
+    spec = write_sweep_spec(tmp_path / "grid.yaml", "test-grid", {"lr": lrs}, epochs=2)
+    proc = lrtrack("sweep", "run", str(spec), "--workers", "2", "--store", store)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.count("agent exits:") == 2 and proc.stdout.count("exited with code 0") == 2, proc.stdout
     sweep_id = proc.stdout.strip().splitlines()[-1]
@@ -195,7 +196,8 @@ def test_paused_and_cancelled_sweeps_make_agents_exit_0_saying_why(tmp_path, off
 
 def test_sigterm_stops_the_run_cleanly_and_requeues_it(tmp_path, offline_wandb):
     store = f"sqlite:///{tmp_path}/store.db"
-    sweep_id = create(write_sweep_spec(tmp_path / "g.yaml", "test-grid", {"lr": [0.001]}, epochs=2000), store)  # never done before the signal
+    # never done before the signal
+    sweep_id = create(write_sweep_spec(tmp_path / "g.yaml", "test-grid", {"lr": [0.001]}, epochs=2000), store)
     agent = spawn("agent", sweep_id, "--store", store, *FAST)
     wait_for_epochs(store, sweep_id, 1)
     agent.send_signal(signal.SIGTERM)
@@ -281,7 +283,8 @@ def test_corrupt_store_file_is_one_clear_error(tmp_path):
 
 def test_sync_dry_run_lists_every_attempts_run_folder(tmp_path, offline_wandb):
     store = f"sqlite:///{tmp_path}/store.db"
-    proc = lrtrack("sweep", "run", str(write_sweep_spec(tmp_path / "g.yaml", "test-grid", {"lr": [0.01, 0.02]}, epochs=1)), "--store", store)
+    spec = write_sweep_spec(tmp_path / "g.yaml", "test-grid", {"lr": [0.01, 0.02]}, epochs=1)
+    proc = lrtrack("sweep", "run", str(spec), "--store", store)
     assert proc.returncode == 0, proc.stderr
     sweep_id = proc.stdout.strip().splitlines()[-1]
     proc = lrtrack("sync", sweep_id, "--store", store, "--dry-run")  # WANDB_DIR: the offline_wandb fixture's
