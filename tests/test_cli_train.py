@@ -160,11 +160,17 @@ def test_every_settings_field_is_a_flag_with_its_description_and_default(model, 
 
 
 def test_help_shows_descriptions_defaults_and_choices():
+    from typing import get_args
+
+    from lrtrack.config import OptimizerName, TrainConfig
+    from lrtrack.formatting import format_value
+
     proc = lrtrack("train", "--help", env={**os.environ, "COLUMNS": "250"})
     assert proc.returncode == 0, proc.stderr
     line = next(line for line in proc.stdout.splitlines() if "--lr " in line)
-    assert "Learning rate (peak rate for onecycle)." in line and "0.001" in line
-    assert "sgd|adam|adamw|rmsprop" in proc.stdout
+    assert "Learning rate (peak rate for onecycle)." in line
+    assert format_value(TrainConfig.model_fields["lr"].default) in line
+    assert "|".join(get_args(OptimizerName)) in proc.stdout
     assert "--nesterov" in proc.stdout and "--no-nesterov" in proc.stdout
 
 

@@ -17,7 +17,7 @@ import pytest
 from clitools import assert_one_line_error, create, finished_configs, lrtrack, show, wait_for, write_sweep_spec
 
 from lrtrack import wandb_files
-from lrtrack.slurm import ArrayJob, SlurmTask, claiming_rank, render_script
+from lrtrack.slurm import DEFAULT_SIGNAL, ArrayJob, SlurmTask, claiming_rank, render_script
 
 
 def local_sweep(tmp_path: Path) -> tuple[str, str]:
@@ -43,7 +43,7 @@ def test_dry_run_prints_a_job_array_script_with_every_setting_and_no_secret(tmp_
     assert proc.returncode == 0, proc.stderr
     script = proc.stdout
     directives = [line.removeprefix("#SBATCH ") for line in script.splitlines() if line.startswith("#SBATCH ")]
-    for expected in ("--array=0-3%2", "--requeue", "--signal=B:USR1@90", "--gpus-per-task=1", "--cpus-per-task=8",
+    for expected in ("--array=0-3%2", "--requeue", f"--signal={DEFAULT_SIGNAL}", "--gpus-per-task=1", "--cpus-per-task=8",
                      "--partition=gpu", "--account=ml", "--time=4:00:00", "--constraint=a100", "--ntasks=1"):
         assert expected in directives, (expected, directives)
     assert f"-m lrtrack agent {sweep_id} --count 2" in script
@@ -55,7 +55,7 @@ def test_dry_run_prints_a_job_array_script_with_every_setting_and_no_secret(tmp_
 def test_the_script_never_holds_a_password():
     script = render_script(ArrayJob("abc12345", 2, python="/opt/py/bin/python"))
     assert "postgresql" not in script and "WANDB_API_KEY" not in script
-    assert "--signal=B:USR1@90" in script and "--array=0-1\n" in script
+    assert f"--signal={DEFAULT_SIGNAL}" in script and "--array=0-1\n" in script
 
 
 @pytest.mark.parametrize("args, message", [

@@ -20,11 +20,11 @@ from clitools import sweep_spec, wait_for
 
 from lrtrack.config import SweepSpec
 from lrtrack.errors import NoStoreError, StoreError, StoreGoneError, StoreOpenError, UnknownSweepError, UserError
-from lrtrack.store import open_store
+from lrtrack.store import DEFAULT_MAX_ATTEMPTS, open_store
 from lrtrack.sweep import propose
 
 
-def create(store, spec: dict, max_attempts: int = 3):
+def create(store, spec: dict, max_attempts: int = DEFAULT_MAX_ATTEMPTS):
     """Register ``spec`` (a `sweep_spec`) with the store's own call, as `lrtrack.sweep.create_sweep` does."""
     spec = SweepSpec.model_validate(spec)
     return store.create_sweep(name=spec.name, backend="local", spec=spec.model_dump(mode="json"),
@@ -321,7 +321,7 @@ class TestStoreContract:
             conn.execute(text("UPDATE lrtrack_meta SET value = '1' WHERE key = 'schema_version'"))
         engine.dispose()
         with open_store(store_url, create=False) as upgraded:
-            assert upgraded.get_sweep(sweep.id).max_attempts == 3
+            assert upgraded.get_sweep(sweep.id).max_attempts == DEFAULT_MAX_ATTEMPTS  # the column's default
 
     def test_a_store_of_another_schema_version_is_refused(self, store, store_url):
         from sqlalchemy import create_engine, text
