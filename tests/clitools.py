@@ -1,5 +1,12 @@
-"""What tests repeat: driving the real ``lrtrack`` command line (one subprocess per command),
-reading its results back, and waiting for a state with a deadline."""
+"""What tests repeat, one home each:
+
+- writing a sweep file: `sweep_spec` (the dict), `write_sweep_spec` (the YAML file);
+- driving the real ``lrtrack`` command line, one subprocess per command: `lrtrack`, `spawn`,
+  `create`, and reading its results back: `show`, `finished_configs`;
+- the answer to a mistake (exit 2, one line, no traceback): `assert_one_line_error`;
+- waiting for a state with a deadline, never sleeping for one: `wait_for`;
+- the one offline W&B run a test made: `only_run_dir` (read it back with `lrtrack.wandb_files`).
+"""
 
 from __future__ import annotations
 
@@ -9,6 +16,30 @@ import sys
 import time
 from collections import Counter
 from pathlib import Path
+from typing import Any
+
+import yaml
+
+
+def sweep_spec(name: str, parameters: dict[str, Any], *, method: str = "grid", more: dict[str, Any] | None = None,
+               **fixed: Any) -> dict[str, Any]:
+    """A sweep file's contents: ``method`` (grid) maximizing ``val/acc`` over ``parameters``
+    (a list is the parameter's ``values``, a dict W&B's own syntax), with ``fixed`` settings on
+    top of ``dataset: digits`` (unless the dataset is swept); ``more`` adds top-level keys
+    (``early_terminate``, ``expected``, ...). ``SweepSpec.model_validate`` takes it as it is."""
+    return {
+        "name": name, "method": method, "metric": {"name": "val/acc", "goal": "maximize"},
+        "parameters": {key: value if isinstance(value, dict) else {"values": list(value)}
+                       for key, value in parameters.items()},
+        "fixed": {**({} if "dataset" in parameters else {"dataset": "digits"}), **fixed},
+        **(more or {}),
+    }
+
+
+def write_sweep_spec(path: Path, name: str, parameters: dict[str, Any], **kwargs: Any) -> Path:
+    """`sweep_spec` written to ``path`` as YAML (``kwargs`` as there); returns ``path``."""
+    path.write_text(yaml.safe_dump(sweep_spec(name, parameters, **kwargs), sort_keys=False))
+    return path
 
 
 def lrtrack(*args: str, timeout: float = 600, **kwargs) -> subprocess.CompletedProcess:
@@ -35,6 +66,18 @@ def show(sweep_id: str, store: str) -> dict:
     proc = lrtrack("sweep", "show", sweep_id, "--json", "--store", store)
     assert proc.returncode == 0, proc.stderr
     return json.loads(proc.stdout)
+
+
+def assert_one_line_error(proc: subprocess.CompletedProcess, *fragments: str, code: int = 2) -> str:
+    """``proc`` answered a mistake as lrtrack does: exit ``code`` (2: the user's mistake), one
+    line on stderr holding each of ``fragments``, no traceback anywhere. Returns that line."""
+    assert proc.returncode == code, (proc.returncode, proc.stderr)
+    assert "Traceback" not in proc.stderr + proc.stdout, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    for fragment in fragments:
+        assert fragment in lines[0], (fragment, lines[0])
+    return lines[0]
 
 
 def finished_configs(description: dict) -> Counter:

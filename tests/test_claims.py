@@ -16,7 +16,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from clitools import lrtrack, show
+from clitools import assert_one_line_error, lrtrack, show, sweep_spec, write_sweep_spec
 
 from lrtrack.config import SweepSpec
 from lrtrack.errors import LrtrackWarning, UserError
@@ -27,10 +27,8 @@ CLAIM = {"grace_seconds": 60.0}
 
 
 def grid_spec(lrs=(0.1, 0.01, 0.001), optimizers=("sgd", "adam", "adamw", "rmsprop")) -> SweepSpec:
-    return SweepSpec(name="claims", method="grid", metric={"name": "val/acc", "goal": "maximize"},
-                     parameters={"lr": {"values": list(lrs)}, "optimizer": {"values": list(optimizers)},
-                                 "batch_size": {"value": 32}},
-                     fixed={"dataset": "digits", "epochs": 1})
+    return SweepSpec.model_validate(
+        sweep_spec("claims", {"lr": lrs, "optimizer": optimizers, "batch_size": {"value": 32}}, epochs=1))
 
 
 def never(runs):
@@ -133,10 +131,8 @@ def test_sweep_retry_runs_failed_runs_again_and_show_lists_both_attempts(tmp_pat
     from lrtrack.sweep import describe, retry
 
     store = f"sqlite:///{tmp_path}/store.db"
-    spec = tmp_path / "mnist.yaml"
-    spec.write_text("name: retry\nmethod: grid\nmetric: {name: val/acc, goal: maximize}\n"
-                    "parameters:\n  lr: {values: [0.01, 0.001]}\n"
-                    "fixed: {dataset: mnist, model: fcn, epochs: 1, train_size: 200, test_size: 100}\n")
+    spec = write_sweep_spec(tmp_path / "mnist.yaml", "retry", {"lr": [0.01, 0.001]},
+                            dataset="mnist", model="fcn", epochs=1, train_size=200, test_size=100)
     with open_store(store) as opened:
         sweep_id = create_sweep(load_spec(spec), opened, "local", max_attempts=1).id
     # First pass: no MNIST files where the agent looks, so both runs fail (one attempt allowed).
@@ -150,8 +146,7 @@ def test_sweep_retry_runs_failed_runs_again_and_show_lists_both_attempts(tmp_pat
         with pytest.raises(UserError, match="--state: expected some of .* not exploded"):
             retry(opened, sweep_id, ("failed", "exploded"))
     proc = lrtrack("sweep", "retry", "nosuchid", "--store", store)
-    assert proc.returncode == 2 and proc.stderr.strip().splitlines() == [proc.stderr.strip()]
-    assert proc.stderr.startswith("error: unknown sweep id 'nosuchid' in store sqlite")
+    assert assert_one_line_error(proc).startswith("error: unknown sweep id 'nosuchid' in store sqlite")
 
     proc = lrtrack("sweep", "retry", sweep_id, "--store", store)
     assert proc.returncode == 0, proc.stderr

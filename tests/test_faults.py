@@ -23,7 +23,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-from clitools import create, lrtrack, show, wait_for
+from clitools import assert_one_line_error, create, lrtrack, only_run_dir, show, wait_for, write_sweep_spec
 from pgproxy import CommitDropper
 
 from lrtrack import wandb_files
@@ -33,18 +33,6 @@ from lrtrack.states import SUCCESS
 # A busy 2-core machine can starve a process for a second or two: the grace period is
 # 5 s, heartbeats every 0.5 s, so only a stopped agent (SIGSTOP, SIGKILL) goes stale.
 FAST = ["--heartbeat-seconds", "0.5", "--grace-seconds", "5", "--poll-seconds", "0.3"]
-
-
-def write_spec(path: Path, lrs: list[float], epochs: int | list[int] = 1, **fixed) -> Path:
-    params = f"  lr: {{values: {json.dumps(lrs)}}}\n"
-    if isinstance(epochs, list):
-        params += f"  epochs: {{values: {json.dumps(epochs)}}}\n"
-    else:
-        fixed["epochs"] = epochs
-    fixed_lines = "".join(f"  {k}: {v}\n" for k, v in {"dataset": "digits", **fixed}.items())
-    path.write_text(f"name: faults\nmethod: grid\nmetric: {{name: val/acc, goal: maximize}}\n"
-                    f"parameters:\n{params}fixed:\n{fixed_lines}")
-    return path
 
 
 def agent_cmd(sweep_id: str, store: str, *args: str) -> list[str]:
@@ -113,7 +101,8 @@ def test_a_stop_signal_at_every_point_leaves_each_attempt_recorded_once(tmp_path
 
     store = f"sqlite:///{tmp_path}/store.db"
     faults = [f"{point}:SIGTERM" for point in POINTS] + ["wandb-finish:SIGKILL"]
-    sweep_id = create(write_spec(tmp_path / "grid.yaml", [0.01 * (i + 1) for i in range(len(faults))]), store)
+    lrs = [0.01 * (i + 1) for i in range(len(faults))]
+    sweep_id = create(write_sweep_spec(tmp_path / "grid.yaml", "faults", {"lr": lrs}, epochs=1), store)
     agents = {fault: spawn_agent(sweep_id, store, "--count", "1", fault=fault) for fault in faults}
     for fault, proc in agents.items():
         out, err = proc.communicate(timeout=300)
@@ -144,7 +133,7 @@ def test_a_stop_signal_at_every_point_leaves_each_attempt_recorded_once(tmp_path
 @pytest.mark.slow
 def test_an_exception_fails_the_attempt_and_the_same_error_again_and_again_stops_the_agent(tmp_path, offline_wandb):
     store = f"sqlite:///{tmp_path}/store.db"
-    sweep_id = create(write_spec(tmp_path / "grid.yaml", [0.01, 0.02, 0.03]), store)
+    sweep_id = create(write_sweep_spec(tmp_path / "grid.yaml", "faults", {"lr": [0.01, 0.02, 0.03]}, epochs=1), store)
     lrtrack("sweep", "set", sweep_id, "--max-attempts", "2", "--store", store, check=True)
     broken = run_agent(sweep_id, store, fault="epoch:raise")
     assert broken.returncode == 1
@@ -171,13 +160,13 @@ def test_an_exception_fails_the_attempt_and_the_same_error_again_and_again_stops
 
 def test_preflight_a_missing_device_or_an_unwritable_wandb_dir_exits_2_before_claiming(tmp_path):
     store = f"sqlite:///{tmp_path}/store.db"
-    cuda = create(write_spec(tmp_path / "cuda.yaml", [0.01], device="cuda:7"), store)
-    proc = run_agent(cuda, store)
-    assert proc.returncode == 2 and proc.stderr.strip().startswith("error: device 'cuda:7': "), proc.stderr
+    cuda = create(write_sweep_spec(tmp_path / "cuda.yaml", "faults", {"lr": [0.01]}, epochs=1, device="cuda:7"), store)
+    assert assert_one_line_error(run_agent(cuda, store)).startswith("error: device 'cuda:7': ")
     (tmp_path / "not-a-dir").write_text("")
-    proc = subprocess.run(agent_cmd(create(write_spec(tmp_path / "g.yaml", [0.01]), store), store),
-                          capture_output=True, text=True, env={**os.environ, "WANDB_DIR": str(tmp_path / "not-a-dir")})
-    assert proc.returncode == 2 and "error: WANDB_DIR" in proc.stderr and "W&B cannot write there" in proc.stderr
+    cpu = create(write_sweep_spec(tmp_path / "g.yaml", "faults", {"lr": [0.01]}, epochs=1), store)
+    proc = subprocess.run(agent_cmd(cpu, store), capture_output=True, text=True,
+                          env={**os.environ, "WANDB_DIR": str(tmp_path / "not-a-dir")})
+    assert_one_line_error(proc, "error: WANDB_DIR", "W&B cannot write there")
     with open_store(store, create=False) as opened:
         assert all(not opened.runs(s.id) for s in opened.list_sweeps())  # nothing claimed
 
@@ -186,7 +175,7 @@ def test_preflight_a_missing_device_or_an_unwritable_wandb_dir_exits_2_before_cl
 def test_packed_members_are_recorded_one_by_one(tmp_path, offline_wandb):
     """--pack 2, members of 1 and 3 epochs; SIGTERM in epoch 2: the 1-epoch member stays finished."""
     store = f"sqlite:///{tmp_path}/store.db"
-    sweep_id = create(write_spec(tmp_path / "grid.yaml", [0.01], epochs=[1, 3]), store)
+    sweep_id = create(write_sweep_spec(tmp_path / "grid.yaml", "faults", {"lr": [0.01], "epochs": [1, 3]}), store)
     stopped = run_agent(sweep_id, store, "--pack", "2", fault="epoch@3:SIGTERM")  # hits: e1 A, e1 B, e2 B
     assert stopped.returncode == 143, stopped.stderr
     assert run_agent(sweep_id, store).returncode == 0
@@ -197,7 +186,7 @@ def test_packed_members_are_recorded_one_by_one(tmp_path, offline_wandb):
 
 def test_a_takeover_after_sigstop_and_a_late_finish_count_once(tmp_path, offline_wandb):
     store = f"sqlite:///{tmp_path}/store.db"
-    sweep_id = create(write_spec(tmp_path / "grid.yaml", [0.01], epochs=3), store)
+    sweep_id = create(write_sweep_spec(tmp_path / "grid.yaml", "faults", {"lr": [0.01]}, epochs=3), store)
     slow = spawn_agent(sweep_id, store, fault="epoch@1:SIGSTOP")
     wait_for(lambda: _epochs(store, sweep_id) >= 1, 120, "the first epoch in the store")
     rescuer = run_agent(sweep_id, store)  # waits out the grace period, takes the run over, finishes it
@@ -213,7 +202,7 @@ def test_a_takeover_after_sigstop_and_a_late_finish_count_once(tmp_path, offline
 def test_a_deleted_store_stops_the_agent_with_an_error(tmp_path, offline_wandb):
     path = tmp_path / "store.db"
     store = f"sqlite:///{path}"
-    sweep_id = create(write_spec(tmp_path / "grid.yaml", [0.01], epochs=400), store)
+    sweep_id = create(write_sweep_spec(tmp_path / "grid.yaml", "faults", {"lr": [0.01]}, epochs=400), store)
     proc = spawn_agent(sweep_id, store)
     wait_for(lambda: _epochs(store, sweep_id) >= 2, 120, "the second epoch in the store")
     path.unlink()
@@ -221,8 +210,7 @@ def test_a_deleted_store_stops_the_agent_with_an_error(tmp_path, offline_wandb):
     assert proc.returncode == 1, (out, err)
     assert "the file was deleted while in use" in err and "Traceback" not in err
     assert not path.exists()  # no new, empty store written into
-    (run_dir,) = (offline_wandb / "wandb").glob("offline-run-*")
-    assert wandb_files.read_summary(run_dir)["exit_code"] == 1  # W&B's run closed as failed
+    assert wandb_files.read_summary(only_run_dir(offline_wandb))["exit_code"] == 1  # W&B's run closed as failed
 
 
 #: What the proxy (tests/pgproxy.py) recognises each transaction by: the statement only it runs.
@@ -238,8 +226,8 @@ def test_a_sweep_create_whose_commit_ack_is_lost_creates_one_sweep(tmp_path, pg_
     the third finds the sweep id it drew already there. One sweep, and the command says it."""
     with CommitDropper(pg_db) as proxy:
         proxy.arm(CREATE_SWEEP, ["before", "after"])
-        proc = lrtrack("sweep", "create", str(write_spec(tmp_path / "grid.yaml", [0.01, 0.02])),
-                       "--store", proxy.url, "--backend", "local")
+        spec = write_sweep_spec(tmp_path / "grid.yaml", "faults", {"lr": [0.01, 0.02]}, epochs=1)
+        proc = lrtrack("sweep", "create", str(spec), "--store", proxy.url, "--backend", "local")
     assert proc.returncode == 0, proc.stderr
     assert [(d.when, d.tag) for d in proxy.drops] == [("before", None), ("after", "COMMIT")]
     with open_store(pg_db, create=False) as opened:
@@ -254,7 +242,8 @@ def test_agents_whose_claim_and_finish_commit_acks_are_lost_run_each_point_once(
     was lost (retried: the claim finds its token, the finish finds its attempt ended), and
     one of each cut off before COMMIT (rolled back, retried as new). Every point is claimed
     by exactly one attempt and finished once, and W&B agrees."""
-    sweep_id = create(write_spec(tmp_path / "grid.yaml", [0.01, 0.02, 0.03]), pg_db)
+    spec = write_sweep_spec(tmp_path / "grid.yaml", "faults", {"lr": [0.01, 0.02, 0.03]}, epochs=1)
+    sweep_id = create(spec, pg_db)
     with CommitDropper(pg_db) as proxy:
         proxy.arm(CLAIM, ["after", "before", "after"])
         proxy.arm(FINISH, ["after", "before", "after"])
@@ -302,7 +291,7 @@ def test_wandb_disk_full_is_noticed_and_the_store_keeps_the_run(tmp_path, offlin
     import resource
 
     store = f"sqlite:///{tmp_path}/store.db"
-    sweep_id = create(write_spec(tmp_path / "grid.yaml", [0.05], epochs=3), store)
+    sweep_id = create(write_sweep_spec(tmp_path / "grid.yaml", "faults", {"lr": [0.05]}, epochs=3), store)
     agent = spawn_agent(sweep_id, store, "--heartbeat-seconds", "1", fault="wandb-init:SIGSTOP")
     wait_for(lambda: _proc_state(agent.pid) == "T", 120, "the agent stopped after wandb.init")
     (core,) = [pid for pid in _children(agent.pid) if b"wandb-core" in Path(f"/proc/{pid}/cmdline").read_bytes()]
@@ -369,7 +358,7 @@ def test_a_sigterm_while_the_store_is_locked_stops_the_agent_within_a_bound(tmp_
 
     path = tmp_path / "store.db"
     store = f"sqlite:///{path}"
-    sweep_id = create(write_spec(tmp_path / "grid.yaml", [0.05], epochs=2), store)
+    sweep_id = create(write_sweep_spec(tmp_path / "grid.yaml", "faults", {"lr": [0.05]}, epochs=2), store)
     agent = spawn_agent(sweep_id, store, "--heartbeat-seconds", "1", fault="epoch@1:SIGSTOP")
     wait_for(lambda: _proc_state(agent.pid) == "T", 120, "the agent stopped after storing epoch 1")
     lock = sqlite3.connect(path, isolation_level=None, timeout=30)

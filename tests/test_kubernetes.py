@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from clitools import create, show
+from clitools import create, show, wait_for, write_sweep_spec
 
 from lrtrack import wandb_files
 
@@ -66,10 +66,7 @@ def container_command(job: dict, env: dict[str, str]) -> list[str]:
 
 def test_the_pods_sigterm_requeues_its_run_at_once(tmp_path, offline_wandb):
     store = f"sqlite:///{tmp_path}/store.db"
-    spec = tmp_path / "g.yaml"
-    spec.write_text("name: k8s\nmethod: grid\nmetric: {name: val/acc, goal: maximize}\n"
-                    "parameters:\n  lr: {values: [0.001]}\nfixed: {dataset: digits, epochs: 2000}\n")
-    sweep_id = create(spec, store)
+    sweep_id = create(write_sweep_spec(tmp_path / "g.yaml", "k8s", {"lr": [0.001]}, epochs=2000), store)
     job = load_job()
     (container,) = job["spec"]["template"]["spec"]["containers"]
     env = {**os.environ, "SWEEP_ID": sweep_id, "LRTRACK_STORE": store, "JOB_COMPLETION_INDEX": "0"}
@@ -80,16 +77,16 @@ def test_the_pods_sigterm_requeues_its_run_at_once(tmp_path, offline_wandb):
                              text=True)  # default grace period (120 s): only the agent's own requeue is quick
     from lrtrack.store import open_store
 
+    def second_epoch() -> bool:
+        assert agent.poll() is None, agent.communicate()
+        return any(len(run.history) >= 2 for run in opened.runs(sweep_id))
+
     with open_store(store, create=False) as opened:
-        deadline = time.monotonic() + 120
-        while not any(len(run.history) >= 2 for run in opened.runs(sweep_id)):
-            assert agent.poll() is None and time.monotonic() < deadline, agent.communicate()
-            time.sleep(0.1)
+        wait_for(second_epoch, 120, "the second epoch in the store", interval=0.1)
         agent.send_signal(signal.SIGTERM)  # what the kubelet sends to PID 1 on eviction or preemption
         signalled = time.monotonic()
-        while not any(a.state == "interrupted" for run in opened.runs(sweep_id) for a in run.attempts):
-            assert time.monotonic() - signalled < 30, "the run was not requeued within 30 s of SIGTERM"
-            time.sleep(0.05)
+        wait_for(lambda: any(a.state == "interrupted" for run in opened.runs(sweep_id) for a in run.attempts), 30,
+                 "the run requeued within 30 s of SIGTERM", interval=0.05)
         requeued_after = time.monotonic() - signalled
     agent.communicate(timeout=60)
     assert agent.returncode == 143

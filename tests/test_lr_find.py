@@ -9,7 +9,7 @@ import math
 import numpy as np
 import pytest
 import yaml
-from clitools import create, lrtrack
+from clitools import assert_one_line_error, create, lrtrack, only_run_dir
 
 from lrtrack import wandb_files
 from lrtrack.config import TrainConfig
@@ -216,7 +216,7 @@ def test_lr_find_command_writes_table_wandb_run_chart_and_a_sweep_create_accepts
         assert rule in proc.stdout
     assert "seeds' range" in proc.stdout and "decades" in proc.stdout
 
-    (run_dir,) = (offline_wandb / "wandb").glob("offline-run-*")
+    run_dir = only_run_dir(offline_wandb)
     summary = wandb_files.read_summary(run_dir)["summary"]
     rows = wandb_files.history_rows(wandb_files.read_records(run_dir))
     assert len(rows) == summary["iterations"] > 50
@@ -284,9 +284,7 @@ def _chart_renders_in_chromium(page_path) -> None:
 )
 def test_bad_input_is_one_line_naming_the_flag_exit_2_nothing_written(tmp_path, offline_wandb, args, flag):
     proc = lrtrack("lr-find", "--dataset", "digits", *args, "--html", "f.html", "--write-sweep", "s.yaml")
-    assert proc.returncode == 2, proc.stderr
-    lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1 and flag in lines[0] and "Traceback" not in proc.stderr
+    assert_one_line_error(proc, flag)
     assert not (tmp_path / "f.html").exists() and not (tmp_path / "s.yaml").exists()
     assert not (offline_wandb / "wandb").exists()
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 
 import pytest
-from clitools import lrtrack, show
+from clitools import lrtrack, show, write_sweep_spec
 
 from lrtrack import wandb_files
 from lrtrack.config import TrainConfig
@@ -131,11 +131,7 @@ def test_each_member_is_its_own_offline_wandb_run(offline_wandb):
 
 @pytest.mark.slow
 def test_sweep_run_with_pack_3_through_the_cli(tmp_path, offline_wandb):
-    spec = tmp_path / "grid.yaml"
-    spec.write_text(
-        "name: packed-grid\nmethod: grid\nmetric: {name: val/acc, goal: maximize}\n"
-        "parameters:\n  lr: {values: [0.03, 0.01, 0.003]}\nfixed:\n  dataset: digits\n  epochs: 2\n  device: cpu\n"
-    )
+    spec = write_sweep_spec(tmp_path / "grid.yaml", "packed-grid", {"lr": [0.03, 0.01, 0.003]}, epochs=2, device="cpu")
     store = f"sqlite:///{tmp_path}/store.db"
     proc = lrtrack("sweep", "run", str(spec), "--pack", "3", "--store", store, "--offline")
     assert proc.returncode == 0, proc.stderr

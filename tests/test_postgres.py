@@ -19,21 +19,13 @@ import time
 from pathlib import Path
 
 import pytest
-from clitools import create, finished_configs, lrtrack, show, spawn, wait_for
+from clitools import assert_one_line_error, create, finished_configs, lrtrack, show, spawn, wait_for, write_sweep_spec
 
 pytestmark = pytest.mark.postgres
 
 REPO = Path(__file__).resolve().parents[1]
 # Short enough for tests, long enough that a busy 2-core machine never misses a heartbeat.
 FAST = ["--heartbeat-seconds", "0.5", "--grace-seconds", "6", "--poll-seconds", "0.5"]
-
-
-def write_spec(path: Path, parameters: dict[str, list], **fixed) -> Path:
-    lines = ["name: pg-test", "method: grid", "metric: {name: val/acc, goal: maximize}", "parameters:"]
-    lines += [f"  {name}: {{values: {json.dumps(values)}}}" for name, values in parameters.items()]
-    lines += ["fixed:"] + [f"  {key}: {value}" for key, value in {"dataset": "digits", **fixed}.items()]
-    path.write_text("\n".join(lines) + "\n")
-    return path
 
 
 def runs_now(store: str, sweep_id: str):
@@ -113,8 +105,8 @@ def own_server(pg_url):
 def test_eight_agents_finish_a_24_point_grid_exactly_once_across_a_10s_server_outage(tmp_path, own_server):
     pg_db, server_dir = own_server
     lrs = [round(0.001 * (i + 1), 4) for i in range(8)]
-    spec = write_spec(tmp_path / "grid.yaml", {"lr": lrs, "optimizer": ["sgd", "adam", "rmsprop"]},
-                      epochs=1, train_size=300)
+    spec = write_sweep_spec(tmp_path / "grid.yaml", "pg-test", {"lr": lrs, "optimizer": ["sgd", "adam", "rmsprop"]},
+                            epochs=1, train_size=300)
     sweep_id = create(spec, pg_db)
     # The grace period (60 s) outlasts the outage: runs in flight keep their claim.
     settings = ["--heartbeat-seconds", "0.5", "--grace-seconds", "60", "--poll-seconds", "0.3"]
@@ -142,8 +134,8 @@ def test_eight_agents_finish_a_24_point_grid_exactly_once_across_a_10s_server_ou
 
 
 def test_reading_runs_while_another_agent_claims_sees_one_consistent_snapshot(tmp_path, pg_db):
-    spec = write_spec(tmp_path / "r.yaml", {"lr": [0.01]}, epochs=1)
-    spec.write_text(spec.read_text().replace("method: grid", "method: random"))  # no grid points: runs come from the proposer
+    # random: no grid points, the runs come from the proposer
+    spec = write_sweep_spec(tmp_path / "r.yaml", "pg-test", {"lr": [0.01]}, method="random", epochs=1)
     sweep_id = create(spec, pg_db)
     from lrtrack.store import open_store
 
@@ -184,7 +176,7 @@ def test_every_command_works_on_postgres_without_showing_the_password_or_storing
         assert proc.returncode == 0, proc.stderr
         return proc
 
-    spec = write_spec(tmp_path / "g.yaml", {"lr": [0.01, 0.05]}, epochs=1, train_size=300)
+    spec = write_sweep_spec(tmp_path / "g.yaml", "pg-test", {"lr": [0.01, 0.05]}, epochs=1, train_size=300)
     sweep_id = run("sweep", "create", str(spec), "--store", url, "--backend", "local").stdout.strip().splitlines()[-1]
     assert "***" in outputs[-1]  # the store is named, its password masked
     agent = run("agent", sweep_id, "--store", url, *FAST)
@@ -218,18 +210,16 @@ def test_a_wrong_password_is_one_line_without_the_password(tmp_path, pg_user_db)
     url, password = pg_user_db
     wrong = f"{password}x"
     bad_url = make_url(url).set(password=wrong).render_as_string(hide_password=False)
-    spec = write_spec(tmp_path / "g.yaml", {"lr": [0.01]}, epochs=1)
+    spec = write_sweep_spec(tmp_path / "g.yaml", "pg-test", {"lr": [0.01]}, epochs=1)
     for args in (["sweep", "create", str(spec), "--store", bad_url], ["sweep", "list", "--store", bad_url]):
         proc = lrtrack(*args)
-        assert proc.returncode == 2, proc.stderr
-        (line,) = proc.stderr.strip().splitlines()
-        assert "password authentication failed" in line and "***" in line
-        assert wrong not in proc.stdout + proc.stderr and "Traceback" not in proc.stderr
+        assert_one_line_error(proc, "password authentication failed", "***")
+        assert wrong not in proc.stdout + proc.stderr
     assert dump_store(url) == ""  # nothing half-written: not even the tables
 
 
 def test_the_store_holds_json_text_only_and_never_unpickles(tmp_path, pg_db):
-    sweep_id = create(write_spec(tmp_path / "g.yaml", {"lr": [0.01]}, epochs=1), pg_db)
+    sweep_id = create(write_sweep_spec(tmp_path / "g.yaml", "pg-test", {"lr": [0.01]}, epochs=1), pg_db)
     from sqlalchemy import create_engine, inspect, text
 
     engine = create_engine(pg_db)
@@ -250,6 +240,4 @@ def test_the_store_holds_json_text_only_and_never_unpickles(tmp_path, pg_db):
     engine.dispose()
     proc = lrtrack("sweep", "show", sweep_id, "--store", pg_db)
     assert not marker.exists()
-    assert proc.returncode == 1 and "Traceback" not in proc.stderr
-    (line,) = proc.stderr.strip().splitlines()
-    assert "not JSON" in line
+    assert_one_line_error(proc, "not JSON", code=1)

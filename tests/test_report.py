@@ -17,7 +17,7 @@ from types import SimpleNamespace
 
 import pytest
 from browser import chromium
-from clitools import lrtrack
+from clitools import assert_one_line_error, lrtrack, write_sweep_spec
 
 from lrtrack.config import ExpectedResult, Metric
 from lrtrack.report.compare import compare_expected
@@ -46,19 +46,10 @@ def sweep(tmp_path_factory) -> SimpleNamespace:
     root = tmp_path_factory.mktemp("report-sweep")
     (root / "wandb-dir").mkdir()
     env = offline_env(root / "wandb-dir")
-    spec = root / "digits-lr.yaml"
-    spec.write_text(
-        "name: digits-lr-study\n"
-        "description: Three SGD learning rates on digits.\n"
-        "method: grid\n"
-        "metric: {name: val/acc, goal: maximize}\n"
-        f"parameters:\n  lr: {{values: {json.dumps(LRS)}}}\n"
-        "fixed: {dataset: digits, model: fcn, optimizer: sgd, epochs: 3, batch_size: 32}\n"
-        "expected:\n"
-        "  - config: {lr: 0.2}\n"
-        "    metrics: {val/acc: 0.9, train/loss: [1.5, 0.8, 0.4]}\n"
-        "    verdict: best\n"
-    )
+    expected = [{"config": {"lr": 0.2}, "metrics": {"val/acc": 0.9, "train/loss": [1.5, 0.8, 0.4]}, "verdict": "best"}]
+    spec = write_sweep_spec(root / "digits-lr.yaml", "digits-lr-study", {"lr": LRS},
+                            more={"description": "Three SGD learning rates on digits.", "expected": expected},
+                            model="fcn", optimizer="sgd", epochs=3, batch_size=32)
     store = f"sqlite:///{root}/store.db"
     proc = lrtrack("sweep", "run", str(spec), "--store", store, "--offline", env=env, cwd=root)
     assert proc.returncode == 0, proc.stderr
@@ -210,34 +201,29 @@ def test_wandb_dry_run_prints_grouped_line_plots_parallel_coordinates_and_group_
 def test_unknown_sweep_id_is_one_line_exit_2(sweep, tmp_path):
     target = tmp_path / "r.html"
     proc = lrtrack("report", "no-such-sweep", "--html", str(target), "--store", sweep.store, env=sweep.env)
-    assert proc.returncode == 2
-    (line,) = proc.stderr.strip().splitlines()
-    assert line.startswith("error: unknown sweep id 'no-such-sweep'")
+    assert assert_one_line_error(proc).startswith("error: unknown sweep id 'no-such-sweep'")
     assert not target.exists()
 
 
 def test_unwritable_html_path_is_one_line_exit_2_and_writes_nothing(sweep, tmp_path):
     missing_dir = tmp_path / "no-such-dir" / "r.html"
     proc = lrtrack("report", sweep.id, "--html", str(missing_dir), "--store", sweep.store, env=sweep.env)
-    assert proc.returncode == 2
-    (line,) = proc.stderr.strip().splitlines()
-    assert line.startswith(f"error: --html: cannot write {missing_dir}")
+    assert assert_one_line_error(proc).startswith(f"error: --html: cannot write {missing_dir}")
     assert not missing_dir.parent.exists()
 
     a_directory = tmp_path / "taken"
     a_directory.mkdir()
     proc = lrtrack("report", sweep.id, "--html", str(a_directory), "--store", sweep.store, env=sweep.env)
-    assert proc.returncode == 2
-    assert len(proc.stderr.strip().splitlines()) == 1 and "--html" in proc.stderr
+    assert_one_line_error(proc, "--html")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["taken", "wandb-dir"]  # no temporary file left behind
     assert list(a_directory.iterdir()) == []
 
 
 def test_wandb_without_login_or_dry_run_flag_misuse_exit_2(sweep):
     proc = lrtrack("report", sweep.id, "--wandb", "--store", sweep.store, env=sweep.env)
-    assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1 and "--wandb" in proc.stderr
+    assert_one_line_error(proc, "--wandb")
     proc = lrtrack("report", sweep.id, "--dry-run", "--store", sweep.store, env=sweep.env)
-    assert proc.returncode == 2 and proc.stderr.strip() == "error: --dry-run: only meaningful with --wandb"
+    assert assert_one_line_error(proc) == "error: --dry-run: only meaningful with --wandb"
 
 
 # ---------------------------------------------------------------- verdict rules on known histories

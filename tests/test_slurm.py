@@ -7,7 +7,6 @@ the test PostgreSQL server; under ``CI=true`` a missing cluster fails instead of
 
 from __future__ import annotations
 
-import json
 import os
 import shlex
 import shutil
@@ -16,10 +15,10 @@ import time
 from pathlib import Path
 
 import pytest
-from clitools import create, finished_configs, lrtrack, show, wait_for
+from clitools import assert_one_line_error, create, finished_configs, lrtrack, show, wait_for, write_sweep_spec
 
 from lrtrack import wandb_files
-from lrtrack.slurm import ArrayJob, SlurmTask, claiming_rank, render_script
+from lrtrack.slurm import DEFAULT_SIGNAL, ArrayJob, SlurmTask, claiming_rank, render_script
 
 
 def local_sweep(tmp_path: Path) -> tuple[str, str]:
@@ -30,15 +29,8 @@ def local_sweep(tmp_path: Path) -> tuple[str, str]:
 
     store = f"sqlite:///{tmp_path}/store.db"
     with open_store(store) as opened:
-        return store, create_sweep(load_spec(write_grid(tmp_path / "g.yaml", [0.01], ["adam"], 1)), opened, "local").id
-
-
-def write_grid(path: Path, lrs: list[float], optimizers: list[str], epochs: int) -> Path:
-    path.write_text(
-        "name: slurm-grid\nmethod: grid\nmetric: {name: val/acc, goal: maximize}\n"
-        f"parameters:\n  lr: {{values: {json.dumps(lrs)}}}\n  optimizer: {{values: {json.dumps(optimizers)}}}\n"
-        f"fixed: {{dataset: digits, epochs: {epochs}}}\n")
-    return path
+        spec = write_sweep_spec(tmp_path / "g.yaml", "slurm-grid", {"lr": [0.01], "optimizer": ["adam"]}, epochs=1)
+        return store, create_sweep(load_spec(spec), opened, "local").id
 
 
 # ---------------------------------------------------------------- the script, without a cluster
@@ -53,7 +45,7 @@ def test_dry_run_prints_a_job_array_script_with_every_setting_and_no_secret(tmp_
     assert proc.returncode == 0, proc.stderr
     script = proc.stdout
     directives = [line.removeprefix("#SBATCH ") for line in script.splitlines() if line.startswith("#SBATCH ")]
-    for expected in ("--array=0-3%2", "--requeue", "--signal=B:USR1@90", "--gpus-per-task=1", "--cpus-per-task=8",
+    for expected in ("--array=0-3%2", "--requeue", f"--signal={DEFAULT_SIGNAL}", "--gpus-per-task=1", "--cpus-per-task=8",
                      "--partition=gpu", "--account=ml", "--time=4:00:00", "--constraint=a100", "--ntasks=1"):
         assert expected in directives, (expected, directives)
     agent = shlex.split(next(line for line in script.splitlines() if " -m lrtrack agent " in line))
@@ -67,7 +59,7 @@ def test_dry_run_prints_a_job_array_script_with_every_setting_and_no_secret(tmp_
 def test_the_script_never_holds_a_password():
     script = render_script(ArrayJob("abc12345", 2, python="/opt/py/bin/python"))
     assert "postgresql" not in script and "WANDB_API_KEY" not in script
-    assert "--signal=B:USR1@90" in script and "--array=0-1\n" in script
+    assert f"--signal={DEFAULT_SIGNAL}" in script and "--array=0-1\n" in script
 
 
 @pytest.mark.parametrize("args, message", [
@@ -80,9 +72,7 @@ def test_the_script_never_holds_a_password():
 def test_bad_flags_are_one_line_exit_2_and_nothing_written(tmp_path, args, message):
     store, sweep_id = local_sweep(tmp_path)
     proc = lrtrack("slurm", sweep_id, *args, "--submit", "--store", store)
-    assert proc.returncode == 2
-    assert proc.stderr.strip().splitlines() == [f"error: {proc.stderr.strip().removeprefix('error: ')}"]
-    assert message in proc.stderr
+    assert assert_one_line_error(proc, message).startswith("error: ")
     assert not list(tmp_path.glob("*.sbatch"))
 
 
@@ -90,11 +80,9 @@ def test_submit_without_sbatch_and_an_unknown_sweep_are_one_line_exit_2(tmp_path
     store, sweep_id = local_sweep(tmp_path)
     no_sbatch = {**os.environ, "PATH": str(tmp_path / "empty-bin")}
     proc = lrtrack("slurm", sweep_id, "--array", "2", "--submit", "--store", store, env=no_sbatch)
-    assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1
-    assert "sbatch not found" in proc.stderr
+    assert_one_line_error(proc, "sbatch not found")
     proc = lrtrack("slurm", "nosuchid", "--array", "2", "--submit", "--store", store)
-    assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1
-    assert "unknown sweep id 'nosuchid'" in proc.stderr
+    assert_one_line_error(proc, "unknown sweep id 'nosuchid'")
     assert not list(tmp_path.glob("*.sbatch"))
 
 
@@ -159,7 +147,8 @@ def runs_of(store: str, sweep_id: str):
 @pytest.mark.slow
 @pytest.mark.xdist_group("slurm")  # one test's jobs at a time on the one-node test cluster
 def test_a_job_array_of_3_runs_a_12_point_grid_exactly_once(tmp_path, offline_wandb, slurm_cluster, pg_db):
-    sweep_id = create(write_grid(tmp_path / "g.yaml", [0.001, 0.003, 0.01, 0.03], ["sgd", "adam", "adamw"], 1), pg_db)
+    grid = {"lr": [0.001, 0.003, 0.01, 0.03], "optimizer": ["sgd", "adam", "adamw"]}
+    sweep_id = create(write_sweep_spec(tmp_path / "g.yaml", "slurm-grid", grid, epochs=1), pg_db)
     job = submit(sweep_id, pg_db, tmp_path, "--array", "3")
     assert "postgresql" not in (tmp_path / f"lrtrack-{sweep_id}.sbatch").read_text()
     wait_for(lambda: job_state(job) is None, 240, f"job array {job} to finish", interval=1)
@@ -185,7 +174,8 @@ def test_a_job_array_of_3_runs_a_12_point_grid_exactly_once(tmp_path, offline_wa
 @pytest.mark.xdist_group("slurm")  # one test's jobs at a time on the one-node test cluster
 def test_usr1_and_scontrol_requeue_requeue_the_run_at_once_and_the_restarted_task_finishes_it(
         tmp_path, offline_wandb, slurm_cluster, pg_db):
-    sweep_id = create(write_grid(tmp_path / "g.yaml", [0.001], ["adam"], 80), pg_db)  # signalled at epoch 2
+    grid = {"lr": [0.001], "optimizer": ["adam"]}
+    sweep_id = create(write_sweep_spec(tmp_path / "g.yaml", "slurm-grid", grid, epochs=80), pg_db)  # signalled at epoch 2
     job = submit(sweep_id, pg_db, tmp_path, "--array", "1")
     task = f"{job}_0"
 

@@ -16,19 +16,17 @@ import time
 from pathlib import Path
 
 import pytest
-from clitools import wait_for
+from clitools import sweep_spec, wait_for
 
 from lrtrack.config import SweepSpec
 from lrtrack.errors import NoStoreError, StoreError, StoreGoneError, StoreOpenError, UnknownSweepError, UserError
-from lrtrack.store import open_store
+from lrtrack.store import DEFAULT_MAX_ATTEMPTS, open_store
 from lrtrack.sweep import propose
 
 
-def grid_spec(lrs: list[float], **extra) -> SweepSpec:
-    return SweepSpec(name="grid", parameters={"lr": {"values": lrs}}, fixed={"dataset": "digits", "epochs": 1}, **extra)
-
-
-def create(store, spec: SweepSpec, max_attempts: int = 3):
+def create(store, spec: dict, max_attempts: int = DEFAULT_MAX_ATTEMPTS):
+    """Register ``spec`` (a `sweep_spec`) with the store's own call, as `lrtrack.sweep.create_sweep` does."""
+    spec = SweepSpec.model_validate(spec)
     return store.create_sweep(name=spec.name, backend="local", spec=spec.model_dump(mode="json"),
                               wandb_config=spec.to_wandb(), project=spec.project, entity=spec.entity,
                               max_attempts=max_attempts)
@@ -68,7 +66,8 @@ class TestStoreContract:
     """What every store must do; parametrised over SQLite and PostgreSQL by ``store_url``."""
 
     def test_sweeps_are_created_listed_and_found_by_id(self, store):
-        first, second = create(store, grid_spec([0.1])), create(store, grid_spec([0.2]))
+        first = create(store, sweep_spec("grid", {"lr": [0.1]}, epochs=1))
+        second = create(store, sweep_spec("grid", {"lr": [0.2]}, epochs=1))
         assert first.id != second.id and len(first.id) == 8
         assert store.get_sweep(first.id).spec["parameters"] == {"lr": {"values": [0.1]}}
         assert store.get_sweep(first.id).state == "running" and store.get_sweep(first.id).backend == "local"
@@ -77,7 +76,7 @@ class TestStoreContract:
             store.get_sweep("nope")
 
     def test_a_grid_is_claimed_point_by_point_then_waits_then_finishes(self, store):
-        sweep = create(store, grid_spec([0.1, 0.01, 0.001]))
+        sweep = create(store, sweep_spec("grid", {"lr": [0.1, 0.01, 0.001]}, epochs=1))
         claims = [claim(store, sweep, worker=f"w{i}") for i in range(3)]
         assert sorted(c.run.config["lr"] for c in claims) == [0.001, 0.01, 0.1]
         assert [c.attempt.number for c in claims] == [1, 1, 1]
@@ -91,8 +90,7 @@ class TestStoreContract:
 
     def test_concurrent_agent_processes_claim_each_point_exactly_once(self, store, store_url):
         lrs = [round(0.001 * (i + 1), 4) for i in range(8)]
-        spec = SweepSpec(name="grid24", parameters={"lr": {"values": lrs}, "optimizer": {"values": ["sgd", "adam", "rmsprop"]}},
-                         fixed={"dataset": "digits"})
+        spec = sweep_spec("grid24", {"lr": lrs, "optimizer": ["sgd", "adam", "rmsprop"]})
         sweep = create(store, spec)
         procs = [subprocess.Popen([sys.executable, "-c", CLAIM_LOOP, store_url, sweep.id, f"p{i}"],
                                   stderr=subprocess.PIPE, text=True) for i in range(8)]
@@ -106,7 +104,7 @@ class TestStoreContract:
         assert store.get_sweep(sweep.id).state == "finished"
 
     def test_a_silent_attempt_is_requeued_after_the_grace_period(self, store):
-        sweep = create(store, grid_spec([0.1]))
+        sweep = create(store, sweep_spec("grid", {"lr": [0.1]}, epochs=1))
         first = claim(store, sweep, worker="dead", grace=2.0)
         assert claim(store, sweep, grace=2.0).reason == "wait"  # still within the grace period
         # wait for the state, not a sleep: until the grace period is over a claim only says "wait"
@@ -124,15 +122,17 @@ class TestStoreContract:
         assert [(a.state, a.summary) for a in run.attempts] == [("superseded", {"val/acc": 0.1}), ("finished", {"val/acc": 0.2})]
 
     def test_heartbeats_keep_an_attempt_alive(self, store):
-        sweep = create(store, grid_spec([0.1]))
-        first = claim(store, sweep, grace=0.8)
-        for _ in range(4):
-            time.sleep(0.3)
+        sweep = create(store, sweep_spec("grid", {"lr": [0.1]}, epochs=1))
+        first = claim(store, sweep, grace=1.5)
+        claimed = time.monotonic()
+        # two grace periods of heartbeats 0.1 s apart: without them the claim below would take the run over
+        while time.monotonic() - claimed < 2 * 1.5:
             assert store.heartbeat(first.attempt.id) is None
-        assert claim(store, sweep, grace=0.8).reason == "wait"
+            time.sleep(0.1)
+        assert claim(store, sweep, grace=1.5).reason == "wait"
 
     def test_a_run_fails_for_good_after_max_attempts(self, store):
-        sweep = create(store, grid_spec([0.1]), max_attempts=2)
+        sweep = create(store, sweep_spec("grid", {"lr": [0.1]}, epochs=1), max_attempts=2)
         for number in (1, 2):
             c = claim(store, sweep)
             assert c.attempt.number == number
@@ -142,7 +142,7 @@ class TestStoreContract:
         assert claim(store, sweep).reason == "exhausted"
 
     def test_an_interrupted_attempt_goes_back_to_pending(self, store):
-        sweep = create(store, grid_spec([0.1]))
+        sweep = create(store, sweep_spec("grid", {"lr": [0.1]}, epochs=1))
         c = claim(store, sweep)
         store.finish_attempt(c.attempt.id, "interrupted", {"state": "interrupted"})
         assert store.runs(sweep.id)[0].state == "pending"
@@ -150,7 +150,7 @@ class TestStoreContract:
         assert again.run.id == c.run.id and again.attempt.number == 2
 
     def test_epochs_summary_and_wandb_id_are_kept_nan_included(self, store):
-        sweep = create(store, grid_spec([10.0]))
+        sweep = create(store, sweep_spec("grid", {"lr": [10.0]}, epochs=1))
         c = claim(store, sweep)
         store.set_wandb_run_id(c.attempt.id, "abc12345")
         store.log_epoch(c.attempt.id, {"epoch": 1, "train/loss": 2.5, "lr": 10.0})
@@ -163,8 +163,8 @@ class TestStoreContract:
         assert run.attempts[0].ended_at is not None
 
     def test_run_summaries_and_histories_read_what_runs_reads_in_parts(self, store):
-        sweep = create(store, grid_spec([10.0, 0.1, 0.2]), max_attempts=2)
-        other = create(store, grid_spec([0.3]))
+        sweep = create(store, sweep_spec("grid", {"lr": [10.0, 0.1, 0.2]}, epochs=1), max_attempts=2)
+        other = create(store, sweep_spec("grid", {"lr": [0.3]}, epochs=1))
         first = claim(store, sweep)  # crashes once, then finishes on its second attempt
         store.log_epoch(first.attempt.id, {"epoch": 1, "train/loss": 9.0})
         store.finish_attempt(first.attempt.id, "crashed", {"state": "crashed"})
@@ -193,8 +193,8 @@ class TestStoreContract:
         assert {r.sweep_id for r in everything} == {sweep.id, other.id} and len(everything) == len(full) + 1
 
     def test_sweep_version_changes_with_every_write_a_page_shows(self, store):
-        sweep = create(store, grid_spec([0.1, 0.2]))
-        other = create(store, grid_spec([0.3]))
+        sweep = create(store, sweep_spec("grid", {"lr": [0.1, 0.2]}, epochs=1))
+        other = create(store, sweep_spec("grid", {"lr": [0.3]}, epochs=1))
         seen = [store.sweep_version(sweep.id)]
 
         def changed() -> bool:
@@ -217,7 +217,7 @@ class TestStoreContract:
         assert not changed()
 
     def test_cancel_stops_running_attempts_and_pending_runs(self, store):
-        sweep = create(store, grid_spec([0.1, 0.2]))
+        sweep = create(store, sweep_spec("grid", {"lr": [0.1, 0.2]}, epochs=1))
         running = claim(store, sweep)
         other = claim(store, sweep)
         store.finish_attempt(other.attempt.id, "interrupted", {})  # back to pending
@@ -229,9 +229,8 @@ class TestStoreContract:
         assert claim(store, sweep).reason == "cancelled"
 
     def test_run_cap_ends_a_random_search(self, store):
-        spec = SweepSpec(name="rand", method="random", run_cap=2,
-                         parameters={"lr": {"distribution": "log_uniform_values", "min": 1e-4, "max": 1e-1}},
-                         fixed={"dataset": "digits"})
+        spec = sweep_spec("rand", {"lr": {"distribution": "log_uniform_values", "min": 1e-4, "max": 1e-1}},
+                          method="random", more={"run_cap": 2})
         sweep = create(store, spec)
         for _ in range(2):
             c = claim(store, sweep)
@@ -240,15 +239,15 @@ class TestStoreContract:
         assert claim(store, sweep).reason == "run_cap"
 
     def test_driver_errors_become_store_errors(self, store):
-        sweep = create(store, grid_spec([0.1]))
-        spec = grid_spec([0.1])
+        sweep = create(store, sweep_spec("grid", {"lr": [0.1]}, epochs=1))
+        spec = SweepSpec.model_validate(sweep_spec("grid", {"lr": [0.1]}, epochs=1))
         with pytest.raises(StoreError, match="store "):
             store.create_sweep(name="dup", backend="local", spec=spec.model_dump(mode="json"),
                                wandb_config=spec.to_wandb(), project="p", entity=None, sweep_id=sweep.id)
         assert [s.name for s in store.list_sweeps()] == ["grid"]  # rolled back, nothing half-written
 
     def test_only_failed_and_crashed_attempts_count_toward_the_sweeps_limit(self, store):
-        sweep = create(store, grid_spec([0.1]), max_attempts=2)
+        sweep = create(store, sweep_spec("grid", {"lr": [0.1]}, epochs=1), max_attempts=2)
         for state in ("interrupted", "failed", "interrupted", "cancelled"):
             c = claim(store, sweep)
             after = store.finish_attempt(c.attempt.id, state, {"state": state})
@@ -260,7 +259,7 @@ class TestStoreContract:
         assert run.failures == 1 and len(run.attempts) == 4
 
     def test_max_attempts_is_the_sweeps_and_can_be_changed(self, store):
-        sweep = create(store, grid_spec([0.1]), max_attempts=1)
+        sweep = create(store, sweep_spec("grid", {"lr": [0.1]}, epochs=1), max_attempts=1)
         store.set_max_attempts(sweep.id, 2)
         assert store.get_sweep(sweep.id).max_attempts == 2
         c = claim(store, sweep)
@@ -271,7 +270,7 @@ class TestStoreContract:
             store.set_max_attempts(sweep.id, 0)
 
     def test_a_retried_claim_returns_the_attempt_already_claimed(self, store):
-        sweep = create(store, grid_spec([0.1, 0.2]))
+        sweep = create(store, sweep_spec("grid", {"lr": [0.1, 0.2]}, epochs=1))
         first = claim(store, sweep, token="tok00001")
         again = claim(store, sweep, token="tok00001")  # what a retry after a lost COMMIT does
         assert (again.run.id, again.attempt.id) == (first.run.id, first.attempt.id)
@@ -280,7 +279,7 @@ class TestStoreContract:
         assert sum(len(r.attempts) for r in store.runs(sweep.id)) == 1
 
     def test_an_attempt_is_recorded_once_and_missing_epochs_are_kept(self, store):
-        sweep = create(store, grid_spec([0.1]))
+        sweep = create(store, sweep_spec("grid", {"lr": [0.1]}, epochs=1))
         c = claim(store, sweep)
         store.log_epoch(c.attempt.id, {"epoch": 1, "val/acc": 0.1})
         rows = [{"epoch": 1, "val/acc": 0.1}, {"epoch": 2, "val/acc": 0.2}]  # epoch 2's own write failed
@@ -290,7 +289,7 @@ class TestStoreContract:
         assert run.state == "finished" and [r["epoch"] for r in run.history] == [1, 2]
 
     def test_add_to_summary_only_adds_to_an_ended_attempt(self, store):
-        sweep = create(store, grid_spec([0.1, 0.2]))
+        sweep = create(store, sweep_spec("grid", {"lr": [0.1, 0.2]}, epochs=1))
         done, running = claim(store, sweep), claim(store, sweep)
         store.finish_attempt(done.attempt.id, "finished", {"state": "finished", "val/acc": 0.5})
         before = store.sweep_version(sweep.id)
@@ -303,7 +302,7 @@ class TestStoreContract:
         assert second.attempts[0].state == "running" and "wandb_incomplete" not in (second.attempts[0].summary or {})
 
     def test_a_late_finish_after_the_last_allowed_crash_finishes_the_run(self, store):
-        sweep = create(store, grid_spec([0.1]), max_attempts=1)
+        sweep = create(store, sweep_spec("grid", {"lr": [0.1]}, epochs=1), max_attempts=1)
         slow = claim(store, sweep, grace=0.5)
         # crashed once the grace period is over (a claim only says "wait" until then): its one attempt used up
         wait_for(lambda: claim(store, sweep, grace=0.5).reason == "exhausted", 30, "the silent attempt crashed")
@@ -314,7 +313,7 @@ class TestStoreContract:
     def test_a_schema_1_store_is_upgraded(self, store, store_url):
         from sqlalchemy import create_engine, text
 
-        sweep = create(store, grid_spec([0.1]))
+        sweep = create(store, sweep_spec("grid", {"lr": [0.1]}, epochs=1))
         store.close()
         engine = create_engine(store_url.replace("postgresql://", "postgresql+psycopg://"))
         with engine.begin() as conn:
@@ -322,7 +321,7 @@ class TestStoreContract:
             conn.execute(text("UPDATE lrtrack_meta SET value = '1' WHERE key = 'schema_version'"))
         engine.dispose()
         with open_store(store_url, create=False) as upgraded:
-            assert upgraded.get_sweep(sweep.id).max_attempts == 3
+            assert upgraded.get_sweep(sweep.id).max_attempts == DEFAULT_MAX_ATTEMPTS  # the column's default
 
     def test_a_store_of_another_schema_version_is_refused(self, store, store_url):
         from sqlalchemy import create_engine, text
@@ -341,7 +340,7 @@ class TestStoreContract:
             open_store(store_url, create=False)
         assert not lrtrack_tables(store_url)
         with open_store(store_url) as created:
-            sweep = create(created, grid_spec([0.1]))
+            sweep = create(created, sweep_spec("grid", {"lr": [0.1]}, epochs=1))
         with open_store(store_url, create=False) as existing:
             assert existing.get_sweep(sweep.id).name == "grid"
             with pytest.raises(UnknownSweepError, match="unknown sweep id 'nope'"):
@@ -401,7 +400,7 @@ def test_a_sqlite_file_replaced_while_in_use_stops_the_store(tmp_path):
 
     path = tmp_path / "store.db"
     with open_store(path) as store:
-        sweep = create(store, grid_spec([0.1]))
+        sweep = create(store, sweep_spec("grid", {"lr": [0.1]}, epochs=1))
         shutil.copy(path, tmp_path / "copy.db")
         (tmp_path / "copy.db").replace(path)  # same content, another file: someone restored a backup
         with pytest.raises(StoreGoneError, match="replaced"):

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from clitools import lrtrack
+from clitools import assert_one_line_error, lrtrack, write_sweep_spec
 
 from lrtrack import wandb_files
 from lrtrack.config import TRAIN_FIELDS, load_spec
@@ -162,12 +162,9 @@ def test_reproduce_runs_quick_study_e_and_w_b_logged_the_steplr_rate_each_epoch_
 def test_reproduce_prints_the_table_and_exits_1_when_a_published_figure_is_missed(tmp_path):
     """An unknown study is held to its published accuracies within 1.5 points: 99% after one epoch
     on 8x8 digits is out of reach, so that row fails and the command exits 1."""
-    spec = tmp_path / "custom.yaml"
-    spec.write_text(
-        "name: custom-digits\nmethod: grid\nparameters:\n  lr: {values: [0.001, 0.01]}\n"
-        "fixed: {dataset: digits, model: fcn, epochs: 1, train_size: 300}\n"
-        "expected:\n  - config: {lr: 0.01}\n    metrics: {val/acc: 0.99}\n    verdict: best\n"
-    )
+    expected = [{"config": {"lr": 0.01}, "metrics": {"val/acc": 0.99}, "verdict": "best"}]
+    spec = write_sweep_spec(tmp_path / "custom.yaml", "custom-digits", {"lr": [0.001, 0.01]}, more={"expected": expected},
+                            model="fcn", epochs=1, train_size=300)
     store = f"sqlite:///{tmp_path}/s.db"
     proc = lrtrack("reproduce", str(spec), "--store", store, env={**os.environ, "COLUMNS": "200"})
     assert proc.returncode == 1, proc.stderr
@@ -189,7 +186,4 @@ def test_reproduce_bad_input_is_one_line_and_exit_2(args, message, tmp_path):
     args = [a.format(repo=REPO, tmp=tmp_path) for a in args]
     proc = lrtrack("reproduce", *args, "--store", f"sqlite:///{tmp_path}/s.db",
                    env={**os.environ, "LRTRACK_DATA_DIR": str(tmp_path / "empty")})
-    assert proc.returncode == 2, proc.stderr
-    lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], proc.stderr
-    assert "Traceback" not in proc.stderr
+    assert assert_one_line_error(proc, message).startswith("error: ")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from clitools import lrtrack
+from clitools import assert_one_line_error, lrtrack, write_sweep_spec
 
 from lrtrack.config import load_spec
 from lrtrack.errors import UserError
@@ -115,9 +115,7 @@ def test_learning_rate_exits_2_with_one_line_and_writes_nothing(tmp_path):
     spec.write_text("parameters:\n  learning_rate: {values: [0.1, 0.01]}\nfixed: {dataset: digits}\n")
     store = tmp_path / "store.db"
     proc = lrtrack("sweep", "create", str(spec), "--store", f"sqlite:///{store}", "--backend", "local")
-    assert proc.returncode == 2 and "Traceback" not in proc.stderr
-    (line,) = proc.stderr.strip().splitlines()
-    assert line == f"error: {spec}: parameters.learning_rate: unknown setting (not a TrainConfig field); did you mean lr?"
+    assert assert_one_line_error(proc) == f"error: {spec}: parameters.learning_rate: unknown setting (not a TrainConfig field); did you mean lr?"
     assert not store.exists() and proc.stdout == ""
 
 
@@ -144,8 +142,7 @@ def test_show_counts_unproposed_grid_points_and_shows_a_running_attempts_latest_
     from lrtrack.store import open_store
     from lrtrack.sweep import create_sweep, describe, propose
 
-    path = tmp_path / "grid.yaml"
-    path.write_text("parameters:\n  lr: {values: [0.1, 0.01, 0.001, 0.0001]}\nfixed: {dataset: digits, epochs: 20}\n")
+    path = write_sweep_spec(tmp_path / "grid.yaml", "grid", {"lr": [0.1, 0.01, 0.001, 0.0001]}, epochs=20)
     with open_store(f"sqlite:///{tmp_path}/store.db") as store:
         record = create_sweep(load_spec(path), store, "local")
         claim = store.claim_run(record.id, "w", propose(record.wandb_config), grace_seconds=60)

@@ -6,12 +6,10 @@ from __future__ import annotations
 import json
 import os
 import signal
-import time
 from collections import Counter
-from pathlib import Path
 
 import pytest
-from clitools import create, finished_configs, lrtrack, show, spawn
+from clitools import assert_one_line_error, create, finished_configs, lrtrack, show, spawn, wait_for, write_sweep_spec
 
 from lrtrack import wandb_files
 
@@ -19,25 +17,13 @@ from lrtrack import wandb_files
 FAST = ["--heartbeat-seconds", "0.5", "--grace-seconds", "10", "--poll-seconds", "0.5"]
 
 
-def write_spec(path: Path, lrs: list[float], epochs: int = 2, extra: str = "", **fixed) -> Path:
-    fixed_lines = "".join(f"  {k}: {v}\n" for k, v in {"dataset": "digits", "epochs": epochs, **fixed}.items())
-    path.write_text(
-        f"name: test-grid\nmethod: grid\nmetric: {{name: val/acc, goal: maximize}}\n"
-        f"parameters:\n  lr: {{values: {json.dumps(lrs)}}}\nfixed:\n{fixed_lines}{extra}"
-    )
-    return path
-
-
 def wait_for_epochs(store: str, sweep_id: str, epochs: int, runs: int = 1, timeout: float = 180) -> None:
     """Poll the store in-process (fast) until ``runs`` runs have logged ``epochs`` epochs."""
     from lrtrack.store import open_store
 
-    deadline = time.monotonic() + timeout
     with open_store(store) as opened:
-        while sum(len(run.history) >= epochs for run in opened.runs(sweep_id)) < runs:
-            if time.monotonic() > deadline:
-                pytest.fail(f"no {runs} run(s) reached epoch {epochs} in {timeout} s")
-            time.sleep(0.1)
+        wait_for(lambda: sum(len(run.history) >= epochs for run in opened.runs(sweep_id)) >= runs, timeout,
+                 f"{runs} run(s) at epoch {epochs}", interval=0.1)
 
 
 @pytest.mark.slow
@@ -46,7 +32,8 @@ def test_two_agents_finish_a_grid_exactly_once_and_sweep_run_prints_the_id_last(
     # points: one multi-agent run checked for exactly-once, W&B's files and the CLI's output.
     store = f"sqlite:///{tmp_path}/store.db"
     lrs = [0.001, 0.01, 0.05]
-    proc = lrtrack("sweep", "run", str(write_spec(tmp_path / "grid.yaml", lrs)), "--workers", "2", "--store", store)
+    spec = write_sweep_spec(tmp_path / "grid.yaml", "test-grid", {"lr": lrs}, epochs=2)
+    proc = lrtrack("sweep", "run", str(spec), "--workers", "2", "--store", store)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.count("agent exits:") == 2 and proc.stdout.count("exited with code 0") == 2, proc.stdout
     sweep_id = proc.stdout.strip().splitlines()[-1]
@@ -80,7 +67,7 @@ def test_killed_agent_is_detected_by_heartbeat_and_its_run_finished_by_another(t
     grace = 3.0
     agent_args = ["--store", store_url, "--heartbeat-seconds", "0.5", "--grace-seconds", str(grace),
                   "--poll-seconds", "0.5"]
-    sweep_id = create(write_spec(tmp_path / "grid.yaml", [0.001, 0.003], epochs=4), store_url)
+    sweep_id = create(write_sweep_spec(tmp_path / "grid.yaml", "test-grid", {"lr": [0.001, 0.003]}, epochs=4), store_url)
     victim = spawn("agent", sweep_id, *agent_args, env={**os.environ, "LRTRACK_FAULT": "epoch@2:SIGSTOP"})
     wait_for_epochs(store_url, sweep_id, 2)
     victim.send_signal(signal.SIGKILL)
@@ -112,13 +99,9 @@ def test_killed_agent_is_detected_by_heartbeat_and_its_run_finished_by_another(t
 @pytest.mark.slow
 def test_eight_agents_on_a_24_point_grid(tmp_path, offline_wandb):
     store = f"sqlite:///{tmp_path}/store.db"
-    spec = tmp_path / "grid.yaml"
     lrs = [round(0.001 * (i + 1), 4) for i in range(8)]
-    spec.write_text(
-        "name: grid24\nmethod: grid\nparameters:\n"
-        f"  lr: {{values: {json.dumps(lrs)}}}\n  optimizer: {{values: [sgd, adam, rmsprop]}}\n"
-        "fixed:\n  dataset: digits\n  epochs: 1\n  train_size: 300\n"
-    )
+    spec = write_sweep_spec(tmp_path / "grid.yaml", "grid24", {"lr": lrs, "optimizer": ["sgd", "adam", "rmsprop"]},
+                            epochs=1, train_size=300)
     sweep_id = create(spec, store)
     # No agent dies here, so a long grace costs nothing; with FAST's 10 s, nine processes starved on
     # a loaded 2-core machine once missed heartbeats and 3 runs were (rightly) superseded and rerun.
@@ -138,8 +121,9 @@ def test_hyperband_stops_a_clearly_worse_run(tmp_path, offline_wandb):
     # One agent runs the grid in order, best lr first: at epoch 1 the third and fourth runs
     # fall below hyperband's threshold (W&B's `sweeps.stop_runs`, min_iter 1, eta 2).
     store = f"sqlite:///{tmp_path}/store.db"
-    hyperband = "early_terminate: {type: hyperband, min_iter: 1, eta: 2}\n"
-    spec = write_spec(tmp_path / "hb.yaml", [0.1, 0.01, 0.001, 0.0001], epochs=4, optimizer="sgd", extra=hyperband)
+    hyperband = {"early_terminate": {"type": "hyperband", "min_iter": 1, "eta": 2}}
+    spec = write_sweep_spec(tmp_path / "hb.yaml", "test-grid", {"lr": [0.1, 0.01, 0.001, 0.0001]}, more=hyperband,
+                            epochs=4, optimizer="sgd")
     sweep_id = create(spec, store)
     proc = lrtrack("agent", sweep_id, "--store", store, *FAST)
     assert proc.returncode == 0, proc.stderr
@@ -196,7 +180,7 @@ def test_a_wandb_form_sweep_runs_quietly_with_a_line_per_run_start_epoch_and_end
 
 def test_paused_and_cancelled_sweeps_make_agents_exit_0_saying_why(tmp_path, offline_wandb):
     store = f"sqlite:///{tmp_path}/store.db"
-    sweep_id = create(write_spec(tmp_path / "g.yaml", [0.01, 0.02], epochs=1), store)
+    sweep_id = create(write_sweep_spec(tmp_path / "g.yaml", "test-grid", {"lr": [0.01, 0.02]}, epochs=1), store)
     assert lrtrack("sweep", "pause", sweep_id, "--store", store).returncode == 0
     proc = lrtrack("agent", sweep_id, "--store", store, *FAST)
     assert proc.returncode == 0 and f"the sweep is paused (lrtrack sweep resume {sweep_id} to continue)" in proc.stdout
@@ -212,7 +196,8 @@ def test_paused_and_cancelled_sweeps_make_agents_exit_0_saying_why(tmp_path, off
 
 def test_sigterm_stops_the_run_cleanly_and_requeues_it(tmp_path, offline_wandb):
     store = f"sqlite:///{tmp_path}/store.db"
-    sweep_id = create(write_spec(tmp_path / "g.yaml", [0.001], epochs=2000), store)  # never done before the signal
+    # never done before the signal
+    sweep_id = create(write_sweep_spec(tmp_path / "g.yaml", "test-grid", {"lr": [0.001]}, epochs=2000), store)
     agent = spawn("agent", sweep_id, "--store", store, *FAST)
     wait_for_epochs(store, sweep_id, 1)
     agent.send_signal(signal.SIGTERM)
@@ -239,10 +224,7 @@ def test_bad_ids_and_urls_exit_2_with_one_line(tmp_path, args, message):
         store = f"sqlite:///{tmp_path}/store.db"
         open_store(store).close()  # an existing store without that sweep
         args = [*args, "--store", store]
-    proc = lrtrack(*args)
-    assert proc.returncode == 2, proc.stderr
-    (line,) = proc.stderr.strip().splitlines()
-    assert message in line and "Traceback" not in proc.stderr
+    assert_one_line_error(lrtrack(*args), message)
 
 
 @pytest.mark.parametrize("args", [
@@ -260,41 +242,34 @@ def test_bad_ids_and_urls_exit_2_with_one_line(tmp_path, args, message):
 def test_commands_on_a_missing_store_exit_2_and_create_nothing(tmp_path, args):
     store_file = tmp_path / "new" / "store.db"
     proc = lrtrack(*args, "--store", f"sqlite:///{store_file}")
-    assert proc.returncode == 2, proc.stderr
-    (line,) = proc.stderr.strip().splitlines()
+    line = assert_one_line_error(proc)
     assert line == (f"error: --store sqlite:///{store_file}: no store there "
                     "(create a sweep first with lrtrack sweep create)")
-    assert "Traceback" not in proc.stderr and proc.stdout == ""
+    assert proc.stdout == ""
     assert not store_file.parent.exists()  # no file, not even its folder
     assert not (tmp_path / "r.html").exists()
 
 
 def test_the_default_store_is_not_created_by_show_and_an_empty_file_is_no_store(tmp_path):
     proc = lrtrack("sweep", "show", "abcd1234")  # cwd is tmp_path (conftest): the default .lrtrack/store.db
-    assert proc.returncode == 2
-    (line,) = proc.stderr.strip().splitlines()
-    assert "--store sqlite:///.lrtrack/store.db: no store there" in line
+    assert_one_line_error(proc, "--store sqlite:///.lrtrack/store.db: no store there")
     assert not (tmp_path / ".lrtrack").exists()
     empty = tmp_path / "empty.db"
     empty.touch()
     proc = lrtrack("report", "abcd1234", "--store", str(empty))  # a plain path
-    assert proc.returncode == 2
-    (line,) = proc.stderr.strip().splitlines()
-    assert f"--store sqlite:///{empty}: no store there" in line
+    assert_one_line_error(proc, f"--store sqlite:///{empty}: no store there")
     assert empty.read_bytes() == b"" and sorted(p.name for p in tmp_path.iterdir() if "empty" in p.name) == ["empty.db"]
 
 
 def test_bad_spec_changes_nothing_in_the_store(tmp_path):
     store_file = tmp_path / "store.db"
-    good = write_spec(tmp_path / "good.yaml", [0.01])
+    good = write_sweep_spec(tmp_path / "good.yaml", "test-grid", {"lr": [0.01]}, epochs=2)
     create(good, f"sqlite:///{store_file}")
     before = store_file.read_bytes()
     bad = tmp_path / "bad.yaml"
     bad.write_text("name: bad\nparameters:\n  optimizer: {values: [adam, adamm]}\n")
     proc = lrtrack("sweep", "create", str(bad), "--store", f"sqlite:///{store_file}")
-    assert proc.returncode == 2
-    (line,) = proc.stderr.strip().splitlines()
-    assert str(bad) in line and "parameters.optimizer" in line
+    assert_one_line_error(proc, str(bad), "parameters.optimizer")
     assert store_file.read_bytes() == before
 
 
@@ -302,15 +277,14 @@ def test_corrupt_store_file_is_one_clear_error(tmp_path):
     store_file = tmp_path / "store.db"
     store_file.write_bytes(b"this is not a database" * 100)
     proc = lrtrack("sweep", "list", "--store", f"sqlite:///{store_file}")
-    assert proc.returncode == 2
-    (line,) = proc.stderr.strip().splitlines()
-    assert str(store_file) in line
+    assert_one_line_error(proc, str(store_file))
     assert store_file.read_bytes() == b"this is not a database" * 100
 
 
 def test_sync_dry_run_lists_every_attempts_run_folder(tmp_path, offline_wandb):
     store = f"sqlite:///{tmp_path}/store.db"
-    proc = lrtrack("sweep", "run", str(write_spec(tmp_path / "g.yaml", [0.01, 0.02], epochs=1)), "--store", store)
+    spec = write_sweep_spec(tmp_path / "g.yaml", "test-grid", {"lr": [0.01, 0.02]}, epochs=1)
+    proc = lrtrack("sweep", "run", str(spec), "--store", store)
     assert proc.returncode == 0, proc.stderr
     sweep_id = proc.stdout.strip().splitlines()[-1]
     proc = lrtrack("sync", sweep_id, "--store", store, "--dry-run")  # WANDB_DIR: the offline_wandb fixture's
@@ -332,7 +306,7 @@ def test_worker_slots_one_per_gpu_with_cuda_visible_devices():
 def test_supervisor_starts_a_worker_per_gpu_and_reports_each_exit(tmp_path, offline_wandb):
     # No GPU here: each worker gets its own CUDA_VISIBLE_DEVICES and trains on the CPU.
     store = f"sqlite:///{tmp_path}/store.db"
-    sweep_id = create(write_spec(tmp_path / "g.yaml", [0.01, 0.02], epochs=1), store)
+    sweep_id = create(write_sweep_spec(tmp_path / "g.yaml", "test-grid", {"lr": [0.01, 0.02]}, epochs=1), store)
     proc = lrtrack("agent", sweep_id, "--gpus", "0,1", "--store", store, *FAST)
     assert proc.returncode == 0, proc.stderr
     for name in ("gpu0.0", "gpu1.0"):
@@ -345,7 +319,7 @@ def test_supervisor_starts_a_worker_per_gpu_and_reports_each_exit(tmp_path, offl
 def test_supervisor_forwards_sigterm_and_every_run_is_requeued(tmp_path, offline_wandb):
     store = f"sqlite:///{tmp_path}/store.db"
     # 2000 epochs (~20 s each): no run can finish while a loaded machine starts the other worker
-    sweep_id = create(write_spec(tmp_path / "g.yaml", [0.001, 0.002], epochs=2000), store)
+    sweep_id = create(write_sweep_spec(tmp_path / "g.yaml", "test-grid", {"lr": [0.001, 0.002]}, epochs=2000), store)
     supervisor = spawn("agent", sweep_id, "--workers", "2", "--store", store, *FAST)
     wait_for_epochs(store, sweep_id, 1, runs=2)
     supervisor.send_signal(signal.SIGTERM)
@@ -379,8 +353,7 @@ def test_a_stop_signal_swallowed_by_a_finalizer_is_raised_again_at_the_next_chec
 
 def test_wandb_backend_offline_is_one_clear_error_and_stores_nothing(tmp_path):
     store = f"sqlite:///{tmp_path}/store.db"
-    proc = lrtrack("sweep", "create", str(write_spec(tmp_path / "g.yaml", [0.01])), "--backend", "wandb", "--store", store)
-    assert proc.returncode == 2
-    (line,) = proc.stderr.strip().splitlines()
-    assert "--backend wandb" in line and "--backend local" in line
+    spec = write_sweep_spec(tmp_path / "g.yaml", "test-grid", {"lr": [0.01]}, epochs=2)
+    proc = lrtrack("sweep", "create", str(spec), "--backend", "wandb", "--store", store)
+    assert_one_line_error(proc, "--backend wandb", "--backend local")
     assert not (tmp_path / "store.db").exists()  # refused before the store was opened

@@ -10,20 +10,17 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from pathlib import Path
 
 import pytest
 from browser import chromium
-from clitools import create, lrtrack, show, spawn, wait_for
+from clitools import assert_one_line_error, create, lrtrack, show, spawn, sweep_spec, wait_for, write_sweep_spec
 
-SPEC = """\
-name: ui-live
-method: grid
-metric: {name: val/acc, goal: maximize}
-parameters:
-  lr: {values: [0.05, 0.01]}
-  optimizer: {values: [sgd, adam]}
-fixed: {dataset: digits, model: fcn, epochs: EPOCHS, train_size: 300, test_size: 100}
-"""
+
+def write_ui_spec(path: Path, epochs: int) -> Path:
+    """The dashboard's sweep: 2 learning rates x 2 optimizers, ``epochs`` epochs each."""
+    return write_sweep_spec(path, "ui-live", {"lr": [0.05, 0.01], "optimizer": ["sgd", "adam"]},
+                            model="fcn", epochs=epochs, train_size=300, test_size=100)
 
 
 def free_port() -> int:
@@ -81,8 +78,7 @@ def markdown_rows(markdown: str) -> list[list[str]]:
 
 @pytest.mark.chromium
 def test_live_page_table_csv_and_pause_equal_the_cli(tmp_path, store_url):
-    spec = tmp_path / "ui.yaml"
-    spec.write_text(SPEC.replace("EPOCHS", "60"))  # four runs: the curves grow for a while
+    spec = write_ui_spec(tmp_path / "ui.yaml", 60)  # four runs: the curves grow for a while
     sweep_id = create(spec, store_url)
     agent = spawn("agent", sweep_id, "--store", store_url, "--offline", "--heartbeat-seconds", "1")
     ui = Dashboard(store_url)
@@ -138,9 +134,7 @@ def ui_body(store_url: str, path: str) -> str:
 
 def test_off_loopback_every_request_needs_the_token_and_actions_need_csrf(tmp_path):
     store = f"sqlite:///{tmp_path}/store.db"
-    spec = tmp_path / "ui.yaml"
-    spec.write_text(SPEC.replace("EPOCHS", "1"))
-    sweep_id = create(spec, store)
+    sweep_id = create(write_ui_spec(tmp_path / "ui.yaml", 1), store)
     ui = Dashboard(store, "--host", "0.0.0.0")
     try:
         token = re.search(r"token=(\S+)", ui.url).group(1)
@@ -162,19 +156,15 @@ def test_off_loopback_every_request_needs_the_token_and_actions_need_csrf(tmp_pa
 
 def test_bad_store_or_busy_port_is_one_line_and_exit_2(tmp_path):
     missing = lrtrack("ui", "--store", f"sqlite:///{tmp_path}/none.db", "--port", str(free_port()), timeout=60)
-    assert missing.returncode == 2
-    assert "no store there" in missing.stderr and "Traceback" not in missing.stderr
+    assert_one_line_error(missing, "no store there")
     assert not (tmp_path / "none.db").exists()
     store = f"sqlite:///{tmp_path}/store.db"
-    spec = tmp_path / "ui.yaml"
-    spec.write_text(SPEC.replace("EPOCHS", "1"))
-    create(spec, store)
+    create(write_ui_spec(tmp_path / "ui.yaml", 1), store)
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         proc = lrtrack("ui", "--store", store, "--port", str(busy.getsockname()[1]), timeout=60)
-    assert proc.returncode == 2
-    assert len(proc.stderr.strip().splitlines()) == 1 and "cannot listen" in proc.stderr
+    assert_one_line_error(proc, "cannot listen")
 
 
 def test_many_or_long_curves_are_limited_thinned_and_say_so_and_polls_see_new_epochs(store_url, monkeypatch):
@@ -188,8 +178,7 @@ def test_many_or_long_curves_are_limited_thinned_and_say_so_and_polls_see_new_ep
 
     monkeypatch.setattr(data, "MAX_CURVES", 2)
     monkeypatch.setattr(data, "MAX_POINTS", 4)
-    spec = SweepSpec(name="long", parameters={"lr": {"values": [0.1, 0.2, 0.3]}},
-                     fixed={"dataset": "digits", "epochs": 9})
+    spec = SweepSpec.model_validate(sweep_spec("long", {"lr": [0.1, 0.2, 0.3]}, epochs=9))
     with open_store(store_url) as store:
         sweep = store.create_sweep(name=spec.name, backend="local", spec=spec.model_dump(mode="json"),
                                    wandb_config=spec.to_wandb(), project=spec.project, entity=None)
@@ -221,10 +210,8 @@ def test_the_sweeps_page_counts_planned_runs_as_sweep_show_does(tmp_path):
     from lrtrack.sweep import create_sweep, describe
     from lrtrack.ui.data import sweeps_overview
 
-    path = tmp_path / "grid.yaml"
-    path.write_text("method: grid\nparameters:\n  lr: {values: [0.1, 0.01]}\n"
-                    "  hidden: {distribution: int_uniform, min: 32, max: 34}\n"  # a grid axis without 'values'
-                    "fixed: {dataset: digits, model: mlp2, epochs: 1}\n")
+    hidden = {"distribution": "int_uniform", "min": 32, "max": 34}  # a grid axis without 'values'
+    path = write_sweep_spec(tmp_path / "grid.yaml", "grid", {"lr": [0.1, 0.01], "hidden": hidden}, model="mlp2", epochs=1)
     with open_store(f"sqlite:///{tmp_path}/store.db") as store:
         record = create_sweep(load_spec(path), store, "local")
         (overview,) = sweeps_overview(store)

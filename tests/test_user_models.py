@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from clitools import finished_configs, lrtrack, only_run_dir, show
+from clitools import assert_one_line_error, finished_configs, lrtrack, only_run_dir, show, write_sweep_spec
 from conftest import REPO
 
 from lrtrack import wandb_files
@@ -129,9 +129,7 @@ BAD_MODELS = [
 @pytest.mark.parametrize(("model", "message"), BAD_MODELS, ids=[m for m, _ in BAD_MODELS])
 def test_bad_reference_exits_2_with_one_line_and_writes_nothing(user_module, offline_wandb, model, message):
     proc = lrtrack("train", *TINY, "--model", model, "--offline")
-    lines = proc.stderr.strip().splitlines()
-    assert proc.returncode == 2, proc.stderr
-    assert len(lines) == 1 and model in lines[0] and "model" in lines[0] and message in lines[0], lines
+    assert_one_line_error(proc, model, "model", message)
     assert not (offline_wandb / "wandb").exists() or not any((offline_wandb / "wandb").iterdir())
 
 
@@ -174,11 +172,6 @@ def test_bad_dataset_reference_exits_2_with_one_line_and_writes_nothing(tmp_path
     assert not (offline_wandb / "wandb").exists() or not any((offline_wandb / "wandb").iterdir())
 
 
-def write_spec(path: Path, fixed: dict, parameters: dict) -> Path:
-    path.write_text(json.dumps({"name": path.stem, "method": "grid", "fixed": fixed, "parameters": parameters}))
-    return path
-
-
 FIXED = {"dataset": "digits", "epochs": 1, "train_size": 200, "test_size": 100, "device": "cpu"}
 
 
@@ -191,12 +184,10 @@ FIXED = {"dataset": "digits", "epochs": 1, "train_size": 200, "test_size": 100, 
 def test_sweep_create_checks_every_reference_before_writing(user_module, offline_wandb, tmp_path, fixed, parameters,
                                                              field, bad):
     fixed = {key: value for key, value in {**FIXED, **fixed}.items() if key not in parameters}
-    spec = write_spec(tmp_path / "bad.yaml", fixed, parameters)
+    spec = write_sweep_spec(tmp_path / "bad.yaml", "bad", parameters, **fixed)
     store = tmp_path / "store.db"
     proc = lrtrack("sweep", "create", str(spec), "--store", f"sqlite:///{store}", "--backend", "local")
-    lines = proc.stderr.strip().splitlines()
-    assert proc.returncode == 2, proc.stderr
-    assert len(lines) == 1 and bad in lines[0] and f"{field}: " in lines[0] and "bad.yaml" in lines[0], lines
+    assert_one_line_error(proc, bad, f"{field}: ", "bad.yaml")
     assert not store.exists()
     assert not (offline_wandb / "wandb").exists()
 

@@ -137,17 +137,15 @@ def test_cut_short_runs_running_or_crashed_are_not_ranked_and_judge_returns_the_
 def test_grid_points_that_never_ran_are_listed_and_an_empty_sweep_says_so(tmp_path):
     import json
 
-    from clitools import lrtrack
+    from clitools import lrtrack, write_sweep_spec
 
     from lrtrack.agent.loop import Agent, AgentSettings
     from lrtrack.config import load_spec
     from lrtrack.store import open_store
     from lrtrack.sweep import create_sweep
 
-    spec = tmp_path / "grid.yaml"
-    spec.write_text("name: partly-run\nmethod: grid\nmetric: {name: val/acc, goal: maximize}\n"
-                    "parameters:\n  lr: {values: [0.01, 0.1, 0.001]}\n"
-                    "fixed: {dataset: digits, model: fcn, epochs: 1, train_size: 1000, test_size: 300}\n")
+    spec = write_sweep_spec(tmp_path / "grid.yaml", "partly-run", {"lr": [0.01, 0.1, 0.001]},
+                            model="fcn", epochs=1, train_size=1000, test_size=300)
     store = f"sqlite:///{tmp_path}/store.db"
     with open_store(store) as opened:
         sweep_id = create_sweep(load_spec(spec), opened, "local").id
