@@ -190,9 +190,8 @@ def test_every_command_works_on_postgres_without_showing_the_password_or_storing
     sync = run("sync", sweep_id, "--dry-run", "--store", url)
     for entry in description["runs"]:
         assert entry["wandb_run_id"] in sync.stdout
-    if (REPO / "lrtrack" / "cli" / "report.py").exists():
-        run("report", sweep_id, "--html", str(tmp_path / "report.html"), "--store", url)
-        outputs.append((tmp_path / "report.html").read_text())
+    run("report", sweep_id, "--html", str(tmp_path / "report.html"), "--store", url)
+    outputs.append((tmp_path / "report.html").read_text())
 
     for text in outputs:
         assert password not in text and api_key not in text
