@@ -215,6 +215,39 @@ def test_many_or_long_curves_are_limited_thinned_and_say_so_and_polls_see_new_ep
         assert data.sweep_detail(store, sweep.id)["curves"]["note"] == ""
 
 
+def test_the_reader_keeps_the_sweeps_opened_last_only_and_leaves_garbage_collection_on(store_url, monkeypatch):
+    """With `KEPT_SWEEPS` = 1, opening a second sweep forgets the first's page (recomputed when it is
+    opened again), while an unchanged sweep that is still kept is answered from the cache."""
+    import gc
+
+    from lrtrack.config import SweepSpec
+    from lrtrack.store import open_store
+    from lrtrack.sweep import propose
+    from lrtrack.ui import data
+
+    monkeypatch.setattr(data, "KEPT_SWEEPS", 1)
+    spec = SweepSpec(name="kept", parameters={"lr": {"values": [0.1, 0.2]}}, fixed={"dataset": "digits", "epochs": 2})
+    with open_store(store_url) as store:
+        sweeps = []
+        for _ in range(2):
+            sweep = store.create_sweep(name=spec.name, backend="local", spec=spec.model_dump(mode="json"),
+                                       wandb_config=spec.to_wandb(), project=spec.project, entity=None)
+            c = store.claim_run(sweep.id, "w", propose(sweep.wandb_config), grace_seconds=60)
+            for epoch in (1, 2):
+                store.log_epoch(c.attempt.id, {"epoch": epoch, "train/loss": 1 / epoch, "val/acc": 0.5})
+            store.finish_attempt(c.attempt.id, "finished", {"state": "finished", "epochs_run": 2})
+            sweeps.append(sweep.id)
+        reader = data.SweepReader(store)
+        first = reader.detail_json(sweeps[0])
+        assert reader.detail_json(sweeps[0]) is first  # kept
+        assert gc.isenabled()  # paused while the page was computed only
+        second = reader.detail_json(sweeps[1])
+        assert reader.detail_json(sweeps[1]) is second
+        again = reader.detail_json(sweeps[0])  # forgotten when the second was opened: computed again
+        assert again is not first and json.loads(again)["table"] == json.loads(first)["table"]
+        assert reader.detail_json(sweeps[1]) is not second
+
+
 def test_the_sweeps_page_counts_planned_runs_as_sweep_show_does(tmp_path):
     from lrtrack.config import load_spec
     from lrtrack.store import open_store

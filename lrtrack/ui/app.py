@@ -47,34 +47,37 @@ def create_app(store: Store, token: str | None = None) -> Starlette:
     reader = data.SweepReader(store)  # one per dashboard: polls reuse what it read
     plotly_js = Path(str(resources.files("plotly") / "package_data" / "plotly.min.js"))
 
+    # Handlers that read or write the store are plain functions: Starlette runs them in its thread
+    # pool, so a big sweep being computed does not hold up other requests (the sweeps page, plotly.js).
+
     def page(name: str, **context) -> HTMLResponse:
         return HTMLResponse(templates.get_template(name).render(csrf=csrf, **context))
 
     async def sweeps_page(request: Request) -> Response:
         return page("sweeps.html")
 
-    async def sweep_page(request: Request) -> Response:
+    def sweep_page(request: Request) -> Response:
         sweep_id = request.path_params["sweep_id"]
         store.get_sweep(sweep_id)  # unknown id: 404 below
         return page("sweep.html", sweep_id=sweep_id)
 
-    async def api_sweeps(request: Request) -> Response:
+    def api_sweeps(request: Request) -> Response:
         return JSONResponse(data.sweeps_overview(store))
 
-    async def api_sweep(request: Request) -> Response:
+    def api_sweep(request: Request) -> Response:
         return Response(reader.detail_json(request.path_params["sweep_id"]), media_type="application/json")
 
-    async def api_run_history(request: Request) -> Response:
+    def api_run_history(request: Request) -> Response:
         params = request.path_params
         return JSONResponse(data.run_history(store, params["sweep_id"], int(params["number"])))
 
-    async def csv_export(request: Request) -> Response:
+    def csv_export(request: Request) -> Response:
         sweep_id = request.path_params["sweep_id"]
         text = data.table_csv(reader.study(sweep_id))
         return PlainTextResponse(text, media_type="text/csv",
                                  headers={"Content-Disposition": f'attachment; filename="{sweep_id}.csv"'})
 
-    async def action(request: Request) -> Response:
+    def action(request: Request) -> Response:
         if not hmac.compare_digest(request.headers.get("x-csrf-token", ""), csrf):
             return PlainTextResponse("missing or wrong CSRF token", status_code=403)
         origin = request.headers.get("origin")
