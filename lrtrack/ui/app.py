@@ -35,6 +35,7 @@ def create_app(store: Store, token: str | None = None) -> Starlette:
     from starlette.applications import Starlette
     from starlette.middleware import Middleware
     from starlette.middleware.base import BaseHTTPMiddleware
+    from starlette.middleware.gzip import GZipMiddleware
     from starlette.requests import Request
     from starlette.responses import FileResponse, HTMLResponse, JSONResponse, PlainTextResponse, Response
     from starlette.routing import Route
@@ -65,7 +66,11 @@ def create_app(store: Store, token: str | None = None) -> Starlette:
         return JSONResponse(data.sweeps_overview(store))
 
     def api_sweep(request: Request) -> Response:
-        return Response(reader.detail_json(request.path_params["sweep_id"]), media_type="application/json")
+        tag, body = reader.detail_page(request.path_params["sweep_id"])
+        headers = {"ETag": tag, "Cache-Control": "no-cache"}
+        if request.headers.get("if-none-match") == tag:  # the page's poll of an unchanged sweep: nothing to send
+            return Response(status_code=304, headers=headers)
+        return Response(body, media_type="application/json", headers=headers)
 
     def api_run_history(request: Request) -> Response:
         params = request.path_params
@@ -123,4 +128,7 @@ def create_app(store: Store, token: str | None = None) -> Starlette:
         Route("/api/sweeps/{sweep_id}/{action}", action, methods=["POST"]),
         Route("/static/plotly.min.js", plotly),
     ]
-    return Starlette(routes=routes, middleware=[Middleware(TokenRequired), Middleware(OneLineErrors)])
+    # gzip level 1: a 10,000-run sweep's 12 MB page becomes 1.5 MB in 0.04 s (level 9: 1.2 MB in 0.4 s)
+    middleware = [Middleware(GZipMiddleware, minimum_size=1024, compresslevel=1), Middleware(TokenRequired),
+                  Middleware(OneLineErrors)]
+    return Starlette(routes=routes, middleware=middleware)

@@ -33,8 +33,10 @@ if TYPE_CHECKING:
 MAX_POINTS = 200
 #: At most this many configurations are drawn as curves (the best by the sweep's metric; the page says so).
 MAX_CURVES = 100
-#: Parameter importance fits its random forest on at most this many results (a seeded sample beyond).
+#: Parameter importance fits its random forest on at most this many results (a seeded sample beyond; the page says so).
 MAX_IMPORTANCE_ROWS = 2000
+#: Parallel coordinates draw at most this many runs (a seeded sample beyond; the chart says so).
+MAX_PARCOORDS_LINES = 1000
 #: A dashboard keeps what it read (ended attempts' rows, the page) for this many sweeps, the ones opened last.
 KEPT_SWEEPS = 4
 
@@ -114,7 +116,7 @@ class SweepReader:
         self._lock = threading.RLock()  #: held while a sweep is read and its page computed
         #: sweep id -> attempt id -> per-epoch rows (sweeps in the order last opened)
         self._ended_rows: OrderedDict[str, dict[int, list[dict[str, Any]]]] = OrderedDict()
-        self._pages: dict[str, tuple[tuple, bytes]] = {}  #: sweep id -> (its version then, the page's JSON)
+        self._pages: dict[str, tuple[tuple, str, bytes]] = {}  #: sweep id -> (its version then, tag, the page's JSON)
         self._runs: dict[str, list[RunRecord]] = {}  #: the runs read for the page being computed
 
     def runs(self, sweep_id: str) -> list[RunRecord]:
@@ -157,6 +159,12 @@ class SweepReader:
 
     def detail_json(self, sweep_id: str) -> bytes:
         """`sweep_detail` as JSON, recomputed only when `Store.sweep_version` changed since the last call."""
+        return self.detail_page(sweep_id)[1]
+
+    def detail_page(self, sweep_id: str) -> tuple[str, bytes]:
+        """`detail_json` and its entity tag (a hash of it): a poll that shows the tag it has is
+        answered 304, without the page (`lrtrack.ui.app`)."""
+        import hashlib
         import json
 
         with self._lock:
@@ -170,8 +178,9 @@ class SweepReader:
                         body = json.dumps(self._detail(sweep_id, sweep), separators=(",", ":")).encode()
                     finally:
                         del self._runs[sweep_id]
-                self._pages[sweep_id] = cached = (version, body)
-            return cached[1]
+                tag = 'W/"' + hashlib.blake2b(body, digest_size=16).hexdigest() + '"'  # weak: sent gzipped or not
+                self._pages[sweep_id] = cached = (version, tag, body)
+            return cached[1], cached[2]
 
     def detail(self, sweep_id: str) -> dict[str, Any]:
         import json
@@ -275,9 +284,11 @@ def curves(study: Study) -> dict[str, Any]:
 
 
 def parcoords(study: Study) -> dict[str, Any]:
-    """Parallel coordinates: the swept parameters (lr on a log10 axis) and the final metrics."""
+    """Parallel coordinates: the swept parameters (lr on a log10 axis) and the final metrics,
+    one line per run with history; beyond `MAX_PARCOORDS_LINES`, a seeded sample (the note says so)."""
     dims = []
     rows = [row for row in study.rows if row.history]
+    rows, note = _sample(rows, MAX_PARCOORDS_LINES, "runs drawn")
     for name in study.swept:
         values = [row.config.get(name) for row in rows]
         if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
@@ -290,20 +301,18 @@ def parcoords(study: Study) -> dict[str, Any]:
                          "ticktext": levels, "tickvals": list(range(len(levels)))})
     for key in (TRAIN_LOSS, study.metric.name):
         dims.append({"label": f"final {key}", "values": [_json_number(row.final(key)) for row in rows]})
-    return {"dimensions": dims, "color": [_json_number(row.final(study.metric.name)) for row in rows]}
+    return {"dimensions": dims, "color": [_json_number(row.final(study.metric.name)) for row in rows], "note": note}
 
 
-def importance(study: Study) -> list[dict[str, Any]]:
+def importance(study: Study) -> dict[str, Any]:
     """Per swept parameter: random-forest importance for the metric and its correlation with it
-    (W&B's sweep page shows the same pair). Empty below two swept parameters or three results."""
+    (W&B's sweep page shows the same pair), fitted on at most `MAX_IMPORTANCE_ROWS` results (a
+    seeded sample beyond; the note says so). No parameters below two swept ones or three results."""
     key = study.metric.name
     rows = [row for row in study.rows if _finite(row.final(key))]
     if len(study.swept) < 2 or len(rows) < 3:
-        return []
-    if len(rows) > MAX_IMPORTANCE_ROWS:
-        import random
-
-        rows = random.Random(0).sample(rows, MAX_IMPORTANCE_ROWS)
+        return {"parameters": [], "note": "shown for sweeps of two or more swept parameters with at least three results"}
+    rows, note = _sample(rows, MAX_IMPORTANCE_ROWS, "results fitted")
     import numpy as np
     from sklearn.ensemble import RandomForestRegressor
 
@@ -323,7 +332,18 @@ def importance(study: Study) -> list[dict[str, Any]]:
         column = x[:, i]
         corr = float(np.corrcoef(column, y)[0, 1]) if column.std() > 0 and y.std() > 0 else 0.0
         result.append({"parameter": name, "importance": float(forest.feature_importances_[i]), "correlation": corr})
-    return sorted(result, key=lambda r: -r["importance"])
+    return {"parameters": sorted(result, key=lambda r: -r["importance"]), "note": note}
+
+
+def _sample(rows: list, limit: int, what: str) -> tuple[list, str]:
+    """At most ``limit`` of ``rows`` (a sample seeded with 0, in their order) and the note that
+    says so (``a seeded sample of 1,000 of 10,000 runs drawn``), or all of them and ''."""
+    if len(rows) <= limit:
+        return rows, ""
+    import random
+
+    keep = sorted(random.Random(0).sample(range(len(rows)), limit))
+    return [rows[i] for i in keep], f"a seeded sample of {limit:,} of {len(rows):,} {what}"
 
 
 def _run_entry(run: RunRecord) -> dict[str, Any]:
