@@ -3,16 +3,25 @@
 The stores are generated directly (SQL inserts into lrtrack's tables through the store's
 own schema), not trained: only the dashboard is measured. A real ``lrtrack ui`` process
 serves them; each round times the sweep page's JSON (what the live page polls), its
-HTML, the CSV export and the sweeps list, as a browser would fetch them: once on a
-fresh dashboard (cold: nothing read yet; the process's imports are done at start), and
-again right after (what each 2-second poll of an unchanged sweep costs).
+HTML, the CSV export and the sweeps list, as a browser fetches them (``Accept-Encoding:
+gzip``): once on a fresh dashboard (cold: nothing read yet; the process's imports are
+done at start), and again right after as the page polls (with the ``ETag`` it was sent:
+what each 2-second poll of an unchanged sweep costs).
+
+``--reference DIR`` runs, in each round, a second fresh dashboard from another checkout
+of lrtrack (``git worktree add DIR COMMIT``) on the same store, right after this one's,
+and prints both and their ratio. ``--browser`` also times headless Chromium (the test
+suite's, `tests/browser.py`) from opening the sweep page until its table and charts are
+drawn, and the redraw after one poll.
 
     python benchmarks/bench_ui.py [--runs 10000] [--epochs 20] [--sweeps 500] [--rounds 3]
+                                  [--reference DIR] [--browser]
 """
 
 from __future__ import annotations
 
 import math
+import os
 import random
 import socket
 import statistics
@@ -20,6 +29,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -72,22 +82,33 @@ def generate(url: str, runs: int, epochs: int, sweeps: int) -> str:
     return big.id
 
 
-def fetch(url: str) -> float:
+def fetch(url: str, tag: str | None = None) -> tuple[float, int, str | None]:
+    """Seconds to fetch ``url`` as the browser does (gzip; ``If-None-Match`` when it holds ``tag``),
+    the bytes that came, and the answer's ``ETag``."""
+    headers = {"Accept-Encoding": "gzip", **({"If-None-Match": tag} if tag else {})}
     start = time.perf_counter()
-    with urllib.request.urlopen(url, timeout=300) as response:
-        response.read()
-    return time.perf_counter() - start
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=300) as response:
+            size = len(response.read())
+            return time.perf_counter() - start, size, response.headers.get("ETag")
+    except urllib.error.HTTPError as answer:  # 304: unchanged
+        if answer.code != 304:
+            raise
+        return time.perf_counter() - start, 0, tag
 
 
 class Dashboard:
-    """A real ``lrtrack ui`` process on a free loopback port; ``base`` is its URL."""
+    """A real ``lrtrack ui`` process on a free loopback port (lrtrack imported from ``checkout``,
+    default this one); ``base`` is its URL."""
 
-    def __init__(self, store_url: str) -> None:
+    def __init__(self, store_url: str, checkout: str | None = None) -> None:
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             port = s.getsockname()[1]
+        checkout = checkout or str(Path(__file__).resolve().parents[1])
+        env = {**os.environ, "PYTHONPATH": checkout}  # and run from it: `python -m` puts the working folder first
         self.proc = subprocess.Popen([sys.executable, "-m", "lrtrack", "ui", "--store", store_url, "--port", str(port)],
-                                     stdout=subprocess.PIPE, text=True)
+                                     stdout=subprocess.PIPE, text=True, env=env, cwd=checkout)
         while "serving" not in (self.proc.stdout.readline() or "serving"):
             pass
         self.base = f"http://127.0.0.1:{port}/"
@@ -104,12 +125,62 @@ class Dashboard:
         self.proc.wait(timeout=30)
 
 
+#: True once the sweep page has drawn its results table and both kinds of chart.
+DRAWN = ("return document.querySelectorAll('#results tbody tr').length > 0 && !!document.getElementById('acc').data"
+         " && !!document.getElementById('parcoords').data")
+#: Runs the page's own poll once (`refresh` in sweep.html) and answers its milliseconds.
+POLL = "const done = arguments[0], t = performance.now(); refresh().then(() => done(performance.now() - t));"
+
+
+def browser_times(base: str, sweep_id: str) -> tuple[float, float]:
+    """Headless Chromium: seconds from opening the sweep page until it is drawn, and one poll's."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+    from browser import chromium
+
+    with chromium() as page:
+        page.set_script_timeout(300)
+        start = time.perf_counter()
+        page.get(f"{base}sweeps/{sweep_id}")
+        while not page.execute_script(DRAWN):
+            time.sleep(0.02)
+        drawn = time.perf_counter() - start
+        return drawn, page.execute_async_script(POLL) / 1000
+
+
+def measure(url: str, pages: dict[str, str], sweep_id: str, checkout: str | None, browser: bool,
+            into: dict[str, dict[str, list]]) -> None:
+    """One fresh dashboard: each page's first answer and the next poll, appended to ``into``."""
+    ui = Dashboard(url, checkout)
+    try:
+        for name, path in pages.items():
+            seconds, size, tag = fetch(ui.base + path)
+            into.setdefault(name, {"first": [], "next": [], "bytes": [], "next bytes": []})
+            into[name]["first"].append(seconds)
+            into[name]["bytes"].append(size)
+            seconds, size, _ = fetch(ui.base + path, tag)  # the live page's next poll of an unchanged sweep
+            into[name]["next"].append(seconds)
+            into[name]["next bytes"].append(size)
+    finally:
+        ui.close()
+    if browser:
+        ui = Dashboard(url, checkout)  # fresh again: the browser's first view is a cold one
+        try:
+            drawn, poll = browser_times(ui.base, sweep_id)
+        finally:
+            ui.close()
+        into.setdefault("browser: sweep page drawn", {"first": [], "next": [], "bytes": [], "next bytes": []})
+        into["browser: sweep page drawn"]["first"].append(drawn)
+        into["browser: sweep page drawn"]["next"].append(poll)
+
+
 def main() -> None:
     p = parser(__doc__.splitlines()[0])
     p.add_argument("--runs", type=int, default=10_000)
     p.add_argument("--epochs", type=int, default=20)
     p.add_argument("--sweeps", type=int, default=500)
     p.add_argument("--store", help="Store URL (default: a new SQLite file)")
+    p.add_argument("--reference", metavar="DIR", help="Another lrtrack checkout to compare with, round by round")
+    p.add_argument("--browser", action="store_true", help="Also time headless Chromium drawing the sweep page")
     args = p.parse_args()
     if args.quick:
         args.runs, args.sweeps, args.rounds = 1000, 50, 2
@@ -122,21 +193,25 @@ def main() -> None:
           f"{time.perf_counter() - start:.1f} s")
     pages = {"sweep page data (/api/sweeps/ID)": f"api/sweeps/{sweep_id}", "sweep page HTML": f"sweeps/{sweep_id}",
              "CSV export": f"sweeps/{sweep_id}/results.csv", f"sweeps page data ({args.sweeps} sweeps)": "api/sweeps"}
-    cold = {}
-    times = {name: [] for name in pages}
-    for round in range(args.rounds):  # a fresh dashboard each round: its first answers are cold
-        ui = Dashboard(url)
-        try:
-            for name, path in pages.items():
-                seconds = fetch(ui.base + path)
-                cold.setdefault(name, []).append(seconds)
-                times[name].append(fetch(ui.base + path))  # the live page's next poll of an unchanged sweep
-        finally:
-            ui.close()
-    print(f"load average {load_average():.1f}; median of {args.rounds} fresh dashboards (first request, "
-          f"then the next poll of the unchanged sweep):")
-    for name in pages:
-        print(f"  {name:42s} first {statistics.median(cold[name]):6.2f} s   next {statistics.median(times[name]):6.2f} s")
+    sides = {"this checkout": None, **({f"reference {args.reference}": args.reference} if args.reference else {})}
+    times: dict[str, dict[str, dict[str, list]]] = {side: {} for side in sides}
+    loads = []
+    for _ in range(args.rounds):  # fresh dashboards each round, the sides one after the other: their first answers are cold
+        for side, checkout in sides.items():
+            loads.append(load_average())
+            measure(url, pages, sweep_id, checkout, args.browser, times[side])
+    print(f"load average {min(loads):.1f}-{max(loads):.1f}; median of {args.rounds} fresh dashboards per side "
+          f"(first request, then the page's next poll of the unchanged sweep; bytes as sent, gzipped where asked):")
+    median = statistics.median
+    for name in times["this checkout"]:
+        for side in sides:
+            t = times[side][name]
+            sizes = f"{median(t['bytes']) / 1e6:6.2f} MB / {median(t['next bytes']) / 1e6:5.2f} MB" if t["bytes"] else ""
+            print(f"  {name:40s} {side:28s} first {median(t['first']):6.2f} s   next {median(t['next']):6.2f} s   {sizes}")
+        if args.reference:
+            mine, other = times["this checkout"][name], times[f"reference {args.reference}"][name]
+            print(f"  {'':40s} {'ratio (this / reference)':28s} first {median(mine['first']) / median(other['first']):6.2f}x"
+                  f"  next {median(mine['next']) / max(median(other['next']), 1e-9):6.2f}x")
     if scratch is not None:
         scratch.cleanup()
 

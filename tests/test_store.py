@@ -192,6 +192,20 @@ class TestStoreContract:
         everything = store.run_summaries()
         assert {r.sweep_id for r in everything} == {sweep.id, other.id} and len(everything) == len(full) + 1
 
+    @pytest.mark.parametrize("text", ['{"epoch": 1}, {"epoch": 2}', '[1]', '{"loss": 1}'])
+    def test_histories_refuse_a_tampered_epoch_row(self, store, text):
+        from sqlalchemy import text as sql
+
+        sweep = create(store, grid_spec([0.1]))
+        attempt = claim(store, sweep).attempt
+        store.log_epoch(attempt.id, {"epoch": 1, "train/loss": 1.0})
+        store.log_epoch(attempt.id, {"epoch": 2, "train/loss": 0.5})
+        assert [r["epoch"] for r in store.histories([attempt.id])[attempt.id]] == [1, 2]
+        with store._engine.begin() as conn:  # written behind the store's back, as text
+            conn.execute(sql("UPDATE lrtrack_epochs SET metrics = :text WHERE epoch = 1"), {"text": text})
+        with pytest.raises(StoreError, match="not JSON"):
+            store.histories([attempt.id])
+
     def test_sweep_version_changes_with_every_write_a_page_shows(self, store):
         sweep = create(store, sweep_spec("grid", {"lr": [0.1, 0.2]}, epochs=1))
         other = create(store, sweep_spec("grid", {"lr": [0.3]}, epochs=1))

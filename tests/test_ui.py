@@ -178,6 +178,7 @@ def test_many_or_long_curves_are_limited_thinned_and_say_so_and_polls_see_new_ep
 
     monkeypatch.setattr(data, "MAX_CURVES", 2)
     monkeypatch.setattr(data, "MAX_POINTS", 4)
+    monkeypatch.setattr(data, "MAX_PARCOORDS_LINES", 2)
     spec = SweepSpec.model_validate(sweep_spec("long", {"lr": [0.1, 0.2, 0.3]}, epochs=9))
     with open_store(store_url) as store:
         sweep = store.create_sweep(name=spec.name, backend="local", spec=spec.model_dump(mode="json"),
@@ -195,13 +196,91 @@ def test_many_or_long_curves_are_limited_thinned_and_say_so_and_polls_see_new_ep
         assert lines[0]["epoch"] == [1, 4, 7, 8] and lines[1]["epoch"] == [1, 4, 7, 9]  # every 3rd and the last
         assert detail["curves"]["note"] == ("showing the 2 best of 3 configurations by val/acc; curves longer than "
                                             "4 epochs show every k-th epoch and the last")
+        assert detail["parcoords"]["note"] == "a seeded sample of 2 of 3 runs drawn"
+        assert len(detail["parcoords"]["color"]) == 2 and all(len(d["values"]) == 2 for d in detail["parcoords"]["dimensions"])
         assert detail["table"] == data.results_table(data.load_study(store, sweep.id))  # the report's own table
         assert reader.detail_json(sweep.id) is reader.detail_json(sweep.id)  # unchanged: the page computed once
         store.log_epoch(claims[2].attempt.id, {"epoch": 9, "train/loss": 0.1, "val/acc": 0.7})
         assert reader.detail(sweep.id)["curves"]["lines"][0]["epoch"] == [1, 4, 7, 9]  # the new epoch is seen
         monkeypatch.setattr(data, "MAX_CURVES", 100)
         monkeypatch.setattr(data, "MAX_POINTS", 200)
-        assert data.sweep_detail(store, sweep.id)["curves"]["note"] == ""
+        monkeypatch.setattr(data, "MAX_PARCOORDS_LINES", 1000)
+        detail = data.sweep_detail(store, sweep.id)
+        assert detail["curves"]["note"] == "" and detail["parcoords"]["note"] == ""
+        assert len(detail["parcoords"]["color"]) == 3
+
+
+def test_an_unchanged_sweep_page_is_answered_304_and_pages_are_gzipped(tmp_path):
+    """The page's poll sends the tag of what it drew: an unchanged sweep is answered 304 with no body,
+    a new epoch with the new page; a browser's ``Accept-Encoding: gzip`` gets it compressed."""
+    import gzip
+
+    from lrtrack.config import SweepSpec
+    from lrtrack.store import open_store
+    from lrtrack.sweep import propose
+
+    url = f"sqlite:///{tmp_path}/store.db"
+    spec = SweepSpec.model_validate(sweep_spec("tags", {"lr": [0.1]}, epochs=3))
+    with open_store(url) as store:
+        sweep = store.create_sweep(name=spec.name, backend="local", spec=spec.model_dump(mode="json"),
+                                   wandb_config=spec.to_wandb(), project=spec.project, entity=None)
+        attempt = store.claim_run(sweep.id, "w", propose(sweep.wandb_config), grace_seconds=60).attempt
+        store.log_epoch(attempt.id, {"epoch": 1, "train/loss": 1.0, "val/acc": 0.5})
+        ui = Dashboard(url)
+        try:
+            def get(**headers):
+                request = urllib.request.Request(ui.base + f"api/sweeps/{sweep.id}", headers=headers)
+                try:
+                    with urllib.request.urlopen(request, timeout=30) as response:
+                        return response.status, response.headers, response.read()
+                except urllib.error.HTTPError as exc:
+                    return exc.code, exc.headers, exc.read()
+
+            status, headers, body = get()
+            tag = headers["ETag"]
+            assert status == 200 and tag and json.loads(body)["table"]["rows"][0]["cells"][1]["text"] == "1"
+            status, headers, body = get(**{"If-None-Match": tag})
+            assert (status, body, headers["ETag"]) == (304, b"", tag)
+            status, headers, zipped = get(**{"Accept-Encoding": "gzip"})
+            assert status == 200 and headers["Content-Encoding"] == "gzip" and json.loads(gzip.decompress(zipped))
+            store.log_epoch(attempt.id, {"epoch": 2, "train/loss": 0.5, "val/acc": 0.6})
+            status, headers, body = get(**{"If-None-Match": tag})
+            assert status == 200 and headers["ETag"] != tag and json.loads(body)["table"]["rows"][0]["cells"][1]["text"] == "2"
+        finally:
+            ui.close()
+
+
+def test_the_reader_keeps_the_sweeps_opened_last_only_and_leaves_garbage_collection_on(store_url, monkeypatch):
+    """With `KEPT_SWEEPS` = 1, opening a second sweep forgets the first's page (recomputed when it is
+    opened again), while an unchanged sweep that is still kept is answered from the cache."""
+    import gc
+
+    from lrtrack.config import SweepSpec
+    from lrtrack.store import open_store
+    from lrtrack.sweep import propose
+    from lrtrack.ui import data
+
+    monkeypatch.setattr(data, "KEPT_SWEEPS", 1)
+    spec = SweepSpec.model_validate(sweep_spec("kept", {"lr": [0.1, 0.2]}, epochs=2))
+    with open_store(store_url) as store:
+        sweeps = []
+        for _ in range(2):
+            sweep = store.create_sweep(name=spec.name, backend="local", spec=spec.model_dump(mode="json"),
+                                       wandb_config=spec.to_wandb(), project=spec.project, entity=None)
+            c = store.claim_run(sweep.id, "w", propose(sweep.wandb_config), grace_seconds=60)
+            for epoch in (1, 2):
+                store.log_epoch(c.attempt.id, {"epoch": epoch, "train/loss": 1 / epoch, "val/acc": 0.5})
+            store.finish_attempt(c.attempt.id, "finished", {"state": "finished", "epochs_run": 2})
+            sweeps.append(sweep.id)
+        reader = data.SweepReader(store)
+        first = reader.detail_json(sweeps[0])
+        assert reader.detail_json(sweeps[0]) is first  # kept
+        assert gc.isenabled()  # paused while the page was computed only
+        second = reader.detail_json(sweeps[1])
+        assert reader.detail_json(sweeps[1]) is second
+        again = reader.detail_json(sweeps[0])  # forgotten when the second was opened: computed again
+        assert again is not first and json.loads(again)["table"] == json.loads(first)["table"]
+        assert reader.detail_json(sweeps[1]) is not second
 
 
 def test_the_sweeps_page_counts_planned_runs_as_sweep_show_does(tmp_path):

@@ -113,6 +113,8 @@ class Study:
 
 
 def _number(value: Any) -> float | None:
+    if type(value) is float:  # nearly every logged value: judging a big sweep reads hundreds of thousands
+        return value
     if isinstance(value, bool) or value is None:
         return None
     if isinstance(value, (int, float)):

@@ -35,6 +35,7 @@ def create_app(store: Store, token: str | None = None) -> Starlette:
     from starlette.applications import Starlette
     from starlette.middleware import Middleware
     from starlette.middleware.base import BaseHTTPMiddleware
+    from starlette.middleware.gzip import GZipMiddleware
     from starlette.requests import Request
     from starlette.responses import FileResponse, HTMLResponse, JSONResponse, PlainTextResponse, Response
     from starlette.routing import Route
@@ -47,34 +48,41 @@ def create_app(store: Store, token: str | None = None) -> Starlette:
     reader = data.SweepReader(store)  # one per dashboard: polls reuse what it read
     plotly_js = Path(str(resources.files("plotly") / "package_data" / "plotly.min.js"))
 
+    # Handlers that read or write the store are plain functions: Starlette runs them in its thread
+    # pool, so a big sweep being computed does not hold up other requests (the sweeps page, plotly.js).
+
     def page(name: str, **context) -> HTMLResponse:
         return HTMLResponse(templates.get_template(name).render(csrf=csrf, **context))
 
     async def sweeps_page(request: Request) -> Response:
         return page("sweeps.html")
 
-    async def sweep_page(request: Request) -> Response:
+    def sweep_page(request: Request) -> Response:
         sweep_id = request.path_params["sweep_id"]
         store.get_sweep(sweep_id)  # unknown id: 404 below
         return page("sweep.html", sweep_id=sweep_id)
 
-    async def api_sweeps(request: Request) -> Response:
+    def api_sweeps(request: Request) -> Response:
         return JSONResponse(data.sweeps_overview(store))
 
-    async def api_sweep(request: Request) -> Response:
-        return Response(reader.detail_json(request.path_params["sweep_id"]), media_type="application/json")
+    def api_sweep(request: Request) -> Response:
+        tag, body = reader.detail_page(request.path_params["sweep_id"])
+        headers = {"ETag": tag, "Cache-Control": "no-cache"}
+        if request.headers.get("if-none-match") == tag:  # the page's poll of an unchanged sweep: nothing to send
+            return Response(status_code=304, headers=headers)
+        return Response(body, media_type="application/json", headers=headers)
 
-    async def api_run_history(request: Request) -> Response:
+    def api_run_history(request: Request) -> Response:
         params = request.path_params
         return JSONResponse(data.run_history(store, params["sweep_id"], int(params["number"])))
 
-    async def csv_export(request: Request) -> Response:
+    def csv_export(request: Request) -> Response:
         sweep_id = request.path_params["sweep_id"]
         text = data.table_csv(reader.study(sweep_id))
         return PlainTextResponse(text, media_type="text/csv",
                                  headers={"Content-Disposition": f'attachment; filename="{sweep_id}.csv"'})
 
-    async def action(request: Request) -> Response:
+    def action(request: Request) -> Response:
         if not hmac.compare_digest(request.headers.get("x-csrf-token", ""), csrf):
             return PlainTextResponse("missing or wrong CSRF token", status_code=403)
         origin = request.headers.get("origin")
@@ -120,4 +128,7 @@ def create_app(store: Store, token: str | None = None) -> Starlette:
         Route("/api/sweeps/{sweep_id}/{action}", action, methods=["POST"]),
         Route("/static/plotly.min.js", plotly),
     ]
-    return Starlette(routes=routes, middleware=[Middleware(TokenRequired), Middleware(OneLineErrors)])
+    # gzip level 1: a 10,000-run sweep's 12 MB page becomes 1.5 MB in 0.04 s (level 9: 1.2 MB in 0.4 s)
+    middleware = [Middleware(GZipMiddleware, minimum_size=1024, compresslevel=1), Middleware(TokenRequired),
+                  Middleware(OneLineErrors)]
+    return Starlette(routes=routes, middleware=middleware)

@@ -5,16 +5,19 @@ Every number and verdict comes from `lrtrack.report` (`load_study`, `results_col
 reads the store in short read-only queries (`Store.run_summaries`, `Store.histories`,
 `Store.list_sweeps`) and holds no lock between them, so a dashboard never gets in an
 agent's way. `SweepReader` keeps, per dashboard process, what can no longer change
-(ended attempts' per-epoch rows, an unchanged sweep's page), so a poll of a big sweep
-reads little.
+(ended attempts' per-epoch rows, an unchanged sweep's page) for the `KEPT_SWEEPS` sweeps
+opened last, so a poll of a big sweep reads little.
 """
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import math
+import threading
 import time
-from collections import Counter
-from typing import TYPE_CHECKING, Any
+from collections import Counter, OrderedDict
+from typing import TYPE_CHECKING, Any, Iterator
 
 from lrtrack.formatting import format_value
 from lrtrack.metrics import TRAIN_LOSS, VAL_ACC
@@ -30,8 +33,12 @@ if TYPE_CHECKING:
 MAX_POINTS = 200
 #: At most this many configurations are drawn as curves (the best by the sweep's metric; the page says so).
 MAX_CURVES = 100
-#: Parameter importance fits its random forest on at most this many results (a seeded sample beyond).
+#: Parameter importance fits its random forest on at most this many results (a seeded sample beyond; the page says so).
 MAX_IMPORTANCE_ROWS = 2000
+#: Parallel coordinates draw at most this many runs (a seeded sample beyond; the chart says so).
+MAX_PARCOORDS_LINES = 1000
+#: A dashboard keeps what it read (ended attempts' rows, the page) for this many sweeps, the ones opened last.
+KEPT_SWEEPS = 4
 
 
 def load_study(store: Store, sweep_id: str) -> Study:
@@ -95,35 +102,51 @@ class SweepReader:
     ones it does not hold yet: an attempt that has ended (not ``running`` or ``crashed``: a
     crashed attempt's agent may still be writing) keeps its rows, so they are read once per
     dashboard process. A sweep whose `Store.sweep_version` (one small aggregate read) is
-    unchanged since the last poll is answered with the JSON computed then.
+    unchanged since the last poll is answered with the JSON computed then. Both are kept for
+    the `KEPT_SWEEPS` sweeps opened last only, so a dashboard's memory stays bounded.
 
     It stands in for the store where the report's `load_study` reads one (`runs`, and the
     store's other methods through it), so the table still comes from the report's code.
+    Requests are answered in a thread pool: one computation at a time, so polls of a page
+    being computed wait for it and then get it from the cache instead of computing it again.
     """
 
     def __init__(self, store: Store) -> None:
         self._store = store
-        self._ended_rows: dict[int, list[dict[str, Any]]] = {}  #: attempt id -> per-epoch rows
-        self._pages: dict[str, tuple[tuple, bytes]] = {}  #: sweep id -> (its version then, the page's JSON)
+        self._lock = threading.RLock()  #: held while a sweep is read and its page computed
+        #: sweep id -> attempt id -> per-epoch rows (sweeps in the order last opened)
+        self._ended_rows: OrderedDict[str, dict[int, list[dict[str, Any]]]] = OrderedDict()
+        self._pages: dict[str, tuple[tuple, str, bytes]] = {}  #: sweep id -> (its version then, tag, the page's JSON)
         self._runs: dict[str, list[RunRecord]] = {}  #: the runs read for the page being computed
 
     def runs(self, sweep_id: str) -> list[RunRecord]:
         """Like `Store.runs`, but only the attempt the report shows of each run has its history."""
-        if sweep_id in self._runs:
-            return self._runs[sweep_id]
         from lrtrack.report.study import shown_attempt
 
-        runs = self._store.run_summaries(sweep_id)
-        shown = [attempt for attempt in map(shown_attempt, runs) if attempt is not None]
-        fresh = self._store.histories(a.id for a in shown if a.state in GROWING or a.id not in self._ended_rows)
-        for attempt in shown:
-            if attempt.state in GROWING or attempt.id not in self._ended_rows:
-                attempt.history = fresh.get(attempt.id, [])
-                if attempt.state not in GROWING:
-                    self._ended_rows[attempt.id] = attempt.history
-            else:
-                attempt.history = self._ended_rows[attempt.id]
-        return runs
+        with self._lock:
+            if sweep_id in self._runs:
+                return self._runs[sweep_id]
+            ended = self._kept(sweep_id)
+            runs = self._store.run_summaries(sweep_id)
+            shown = [attempt for attempt in map(shown_attempt, runs) if attempt is not None]
+            fresh = self._store.histories(a.id for a in shown if a.state in GROWING or a.id not in ended)
+            for attempt in shown:
+                if attempt.state in GROWING or attempt.id not in ended:
+                    attempt.history = fresh.get(attempt.id, [])
+                    if attempt.state not in GROWING:
+                        ended[attempt.id] = attempt.history
+                else:
+                    attempt.history = ended[attempt.id]
+            return runs
+
+    def _kept(self, sweep_id: str) -> dict[int, list[dict[str, Any]]]:
+        """The ended attempts' rows kept for ``sweep_id``; opening it forgets the sweep opened longest ago."""
+        ended = self._ended_rows.setdefault(sweep_id, {})
+        self._ended_rows.move_to_end(sweep_id)
+        while len(self._ended_rows) > KEPT_SWEEPS:
+            forgotten, _ = self._ended_rows.popitem(last=False)
+            self._pages.pop(forgotten, None)
+        return ended
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._store, name)
@@ -131,23 +154,33 @@ class SweepReader:
     def study(self, sweep_id: str) -> Study:
         from lrtrack.report.study import load_study as report_study
 
-        return report_study(self, sweep_id)
+        with self._lock, _gc_paused():
+            return report_study(self, sweep_id)
 
     def detail_json(self, sweep_id: str) -> bytes:
         """`sweep_detail` as JSON, recomputed only when `Store.sweep_version` changed since the last call."""
+        return self.detail_page(sweep_id)[1]
+
+    def detail_page(self, sweep_id: str) -> tuple[str, bytes]:
+        """`detail_json` and its entity tag (a hash of it): a poll that shows the tag it has is
+        answered 304, without the page (`lrtrack.ui.app`)."""
+        import hashlib
         import json
 
-        cached = self._pages.get(sweep_id)
-        version = self._store.sweep_version(sweep_id)  # read first: a change landing after it shows next poll
-        if cached is None or cached[0] != version:
-            sweep = self._store.get_sweep(sweep_id)
-            self._runs[sweep_id] = self.runs(sweep_id)  # load_study reads these, not a second copy
-            try:
-                body = json.dumps(self._detail(sweep_id, sweep), separators=(",", ":")).encode()
-            finally:
-                del self._runs[sweep_id]
-            self._pages[sweep_id] = cached = (version, body)
-        return cached[1]
+        with self._lock:
+            cached = self._pages.get(sweep_id)
+            version = self._store.sweep_version(sweep_id)  # read first: a change landing after it shows next poll
+            if cached is None or cached[0] != version:
+                sweep = self._store.get_sweep(sweep_id)
+                with _gc_paused():
+                    self._runs[sweep_id] = self.runs(sweep_id)  # load_study reads these, not a second copy
+                    try:
+                        body = json.dumps(self._detail(sweep_id, sweep), separators=(",", ":")).encode()
+                    finally:
+                        del self._runs[sweep_id]
+                tag = 'W/"' + hashlib.blake2b(body, digest_size=16).hexdigest() + '"'  # weak: sent gzipped or not
+                self._pages[sweep_id] = cached = (version, tag, body)
+            return cached[1], cached[2]
 
     def detail(self, sweep_id: str) -> dict[str, Any]:
         import json
@@ -251,9 +284,11 @@ def curves(study: Study) -> dict[str, Any]:
 
 
 def parcoords(study: Study) -> dict[str, Any]:
-    """Parallel coordinates: the swept parameters (lr on a log10 axis) and the final metrics."""
+    """Parallel coordinates: the swept parameters (lr on a log10 axis) and the final metrics,
+    one line per run with history; beyond `MAX_PARCOORDS_LINES`, a seeded sample (the note says so)."""
     dims = []
     rows = [row for row in study.rows if row.history]
+    rows, note = _sample(rows, MAX_PARCOORDS_LINES, "runs drawn")
     for name in study.swept:
         values = [row.config.get(name) for row in rows]
         if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
@@ -266,20 +301,18 @@ def parcoords(study: Study) -> dict[str, Any]:
                          "ticktext": levels, "tickvals": list(range(len(levels)))})
     for key in (TRAIN_LOSS, study.metric.name):
         dims.append({"label": f"final {key}", "values": [_json_number(row.final(key)) for row in rows]})
-    return {"dimensions": dims, "color": [_json_number(row.final(study.metric.name)) for row in rows]}
+    return {"dimensions": dims, "color": [_json_number(row.final(study.metric.name)) for row in rows], "note": note}
 
 
-def importance(study: Study) -> list[dict[str, Any]]:
+def importance(study: Study) -> dict[str, Any]:
     """Per swept parameter: random-forest importance for the metric and its correlation with it
-    (W&B's sweep page shows the same pair). Empty below two swept parameters or three results."""
+    (W&B's sweep page shows the same pair), fitted on at most `MAX_IMPORTANCE_ROWS` results (a
+    seeded sample beyond; the note says so). No parameters below two swept ones or three results."""
     key = study.metric.name
     rows = [row for row in study.rows if _finite(row.final(key))]
     if len(study.swept) < 2 or len(rows) < 3:
-        return []
-    if len(rows) > MAX_IMPORTANCE_ROWS:
-        import random
-
-        rows = random.Random(0).sample(rows, MAX_IMPORTANCE_ROWS)
+        return {"parameters": [], "note": "shown for sweeps of two or more swept parameters with at least three results"}
+    rows, note = _sample(rows, MAX_IMPORTANCE_ROWS, "results fitted")
     import numpy as np
     from sklearn.ensemble import RandomForestRegressor
 
@@ -299,7 +332,18 @@ def importance(study: Study) -> list[dict[str, Any]]:
         column = x[:, i]
         corr = float(np.corrcoef(column, y)[0, 1]) if column.std() > 0 and y.std() > 0 else 0.0
         result.append({"parameter": name, "importance": float(forest.feature_importances_[i]), "correlation": corr})
-    return sorted(result, key=lambda r: -r["importance"])
+    return {"parameters": sorted(result, key=lambda r: -r["importance"]), "note": note}
+
+
+def _sample(rows: list, limit: int, what: str) -> tuple[list, str]:
+    """At most ``limit`` of ``rows`` (a sample seeded with 0, in their order) and the note that
+    says so (``a seeded sample of 1,000 of 10,000 runs drawn``), or all of them and ''."""
+    if len(rows) <= limit:
+        return rows, ""
+    import random
+
+    keep = sorted(random.Random(0).sample(range(len(rows)), limit))
+    return [rows[i] for i in keep], f"a seeded sample of {limit:,} of {len(rows):,} {what}"
 
 
 def _run_entry(run: RunRecord) -> dict[str, Any]:
@@ -312,6 +356,31 @@ def _run_entry(run: RunRecord) -> dict[str, Any]:
             "error": a.summary.get("error"),
         } for a in run.attempts],
     }
+
+
+_gc_lock = threading.Lock()
+_gc_pauses = 0  #: computations running inside `_gc_paused`
+_gc_was_enabled = True  #: whether collection was on when the first of them began
+
+
+@contextlib.contextmanager
+def _gc_paused() -> Iterator[None]:
+    """No cyclic garbage collection while a page is computed: building a big sweep's page allocates
+    millions of objects, and the collections they set off walked all of them again and again (a
+    quarter of a 10,000-run page's time). What it leaves behind is collected after, as usual."""
+    global _gc_pauses, _gc_was_enabled
+    with _gc_lock:
+        if _gc_pauses == 0:
+            _gc_was_enabled = gc.isenabled()
+            gc.disable()
+        _gc_pauses += 1
+    try:
+        yield
+    finally:
+        with _gc_lock:
+            _gc_pauses -= 1
+            if _gc_pauses == 0 and _gc_was_enabled:
+                gc.enable()
 
 
 def _thin(n: int) -> list[int]:
