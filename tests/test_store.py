@@ -196,7 +196,7 @@ class TestStoreContract:
     def test_histories_refuse_a_tampered_epoch_row(self, store, text):
         from sqlalchemy import text as sql
 
-        sweep = create(store, grid_spec([0.1]))
+        sweep = create(store, sweep_spec("grid", {"lr": [0.1]}, epochs=1))
         attempt = claim(store, sweep).attempt
         store.log_epoch(attempt.id, {"epoch": 1, "train/loss": 1.0})
         store.log_epoch(attempt.id, {"epoch": 2, "train/loss": 0.5})
