@@ -322,13 +322,13 @@ def cut_short(row: ConfigResult, study: Study) -> str:
 
 def _failure_verdict(row: ConfigResult, near_chance: float | None) -> Verdict | None:
     """diverged / failed / near chance, or None when the config trained normally."""
-    losses = row.series(TRAIN_LOSS)[1]
+    epochs, losses = row.series(TRAIN_LOSS)  # only the epochs that logged a train loss
     bad = next((i for i, loss in enumerate(losses) if loss is None or not math.isfinite(loss) or loss > row.diverge_loss),
                None)
     if row.state == State.DIVERGED or bad is not None:
         if bad is None:
             return Verdict(State.DIVERGED, "bad", f"stopped as diverged after {row.epochs_run} epoch(s)")
-        epoch, loss = row.history[bad]["epoch"], losses[bad]
+        epoch, loss = epochs[bad], losses[bad]
         what = "became non-finite" if loss is None or not math.isfinite(loss) else f"reached {loss:.4g} (limit {row.diverge_loss:g})"
         return Verdict(State.DIVERGED, "bad", f"train loss {what} at epoch {epoch}")
     error = row.summary.get("error")  # a failed attempt's one-line error

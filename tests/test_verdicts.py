@@ -205,3 +205,13 @@ def test_reproduce_checks_study_a_verdicts_against_the_published_ones():
     assert slow.verdict == "worse" and slow.passed is False
     assert [ok for text, ok in slow.checks if not ok] == [False]
     assert verdict_check(slow) == ("verdict too slow, as published (ours: worse)", False)
+
+
+def test_a_divergence_names_its_own_epoch_when_an_earlier_epoch_logged_no_train_loss():
+    # epoch 1 logged only validation metrics (a resumed run, say): the loss that broke the limit is epoch 3's
+    best = run(1, 0.01, [0.90, 0.93, 0.94], [0.3, 0.2, 0.17])
+    diverging = run(2, 1.0, [0.5, 0.3, 0.1], [0.9, 5.0, 1e6])
+    del diverging.history[0]["train/loss"]
+    verdicts(study([best, diverging]))
+    assert diverging.verdict.label == "diverged"
+    assert diverging.verdict.reason == f"train loss reached 1e+06 (limit {diverging.diverge_loss:g}) at epoch 3"
