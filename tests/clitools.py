@@ -4,7 +4,8 @@
 - driving the real ``lrtrack`` command line, one subprocess per command: `lrtrack`, `spawn`,
   `create`, and reading its results back: `show`, `finished_configs`;
 - the answer to a mistake (exit 2, one line, no traceback): `assert_one_line_error`;
-- waiting for a state with a deadline, never sleeping for one: `wait_for`;
+- waiting for a state with a deadline, never sleeping for one: `wait_for`; a process's state
+  (an agent stopped by ``LRTRACK_FAULT=...:SIGSTOP``): `process_state`;
 - the one offline W&B run a test made: `only_run_dir` (read it back with `lrtrack.wandb_files`).
 """
 
@@ -102,3 +103,8 @@ def only_run_dir(wandb_dir: Path) -> Path:
     """The one offline W&B run folder under ``wandb_dir`` (the test made exactly one)."""
     (run,) = sorted((wandb_dir / "wandb").glob("offline-run-*"))
     return run
+
+
+def process_state(pid: int) -> str:
+    """The one-letter state of process ``pid`` (``T``: stopped, as SIGSTOP leaves it)."""
+    return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]

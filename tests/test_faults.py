@@ -23,7 +23,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-from clitools import assert_one_line_error, create, lrtrack, only_run_dir, show, wait_for, write_sweep_spec
+from clitools import (assert_one_line_error, create, lrtrack, only_run_dir, process_state, show, wait_for,
+                      write_sweep_spec)
 from pgproxy import CommitDropper
 
 from lrtrack import wandb_files
@@ -293,7 +294,7 @@ def test_wandb_disk_full_is_noticed_and_the_store_keeps_the_run(tmp_path, offlin
     store = f"sqlite:///{tmp_path}/store.db"
     sweep_id = create(write_sweep_spec(tmp_path / "grid.yaml", "faults", {"lr": [0.05]}, epochs=3), store)
     agent = spawn_agent(sweep_id, store, "--heartbeat-seconds", "1", fault="wandb-init:SIGSTOP")
-    wait_for(lambda: _proc_state(agent.pid) == "T", 120, "the agent stopped after wandb.init")
+    wait_for(lambda: process_state(agent.pid) == "T", 120, "the agent stopped after wandb.init")
     (core,) = [pid for pid in _children(agent.pid) if b"wandb-core" in Path(f"/proc/{pid}/cmdline").read_bytes()]
     resource.prlimit(core, resource.RLIMIT_FSIZE, (WANDB_FILE_LIMIT, WANDB_FILE_LIMIT))
     agent.send_signal(signal.SIGCONT)
@@ -320,11 +321,6 @@ def test_wandb_disk_full_is_noticed_and_the_store_keeps_the_run(tmp_path, offlin
     sync = lrtrack("sync", sweep_id, "--dry-run", "--store", store)
     assert sync.returncode == 0, sync.stderr
     assert f"W&B run {attempt.wandb_run_id} (run 1 attempt 1, finished in the store): incomplete" in sync.stderr
-
-
-def _proc_state(pid: int) -> str:
-    """The one-letter state of process ``pid`` (``T``: stopped)."""
-    return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
 
 
 def _children(pid: int) -> list[int]:
@@ -360,7 +356,7 @@ def test_a_sigterm_while_the_store_is_locked_stops_the_agent_within_a_bound(tmp_
     store = f"sqlite:///{path}"
     sweep_id = create(write_sweep_spec(tmp_path / "grid.yaml", "faults", {"lr": [0.05]}, epochs=2), store)
     agent = spawn_agent(sweep_id, store, "--heartbeat-seconds", "1", fault="epoch@1:SIGSTOP")
-    wait_for(lambda: _proc_state(agent.pid) == "T", 120, "the agent stopped after storing epoch 1")
+    wait_for(lambda: process_state(agent.pid) == "T", 120, "the agent stopped after storing epoch 1")
     lock = sqlite3.connect(path, isolation_level=None, timeout=30)
     lock.execute("BEGIN IMMEDIATE")
     try:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import re
+import signal
 import socket
 import subprocess
 import sys
@@ -14,7 +16,8 @@ from pathlib import Path
 
 import pytest
 from browser import chromium
-from clitools import assert_one_line_error, create, lrtrack, show, spawn, sweep_spec, wait_for, write_sweep_spec
+from clitools import (assert_one_line_error, create, lrtrack, process_state, show, spawn, sweep_spec, wait_for,
+                      write_sweep_spec)
 
 
 def write_ui_spec(path: Path, epochs: int) -> Path:
@@ -78,22 +81,33 @@ def markdown_rows(markdown: str) -> list[list[str]]:
 
 @pytest.mark.chromium
 def test_live_page_table_csv_and_pause_equal_the_cli(tmp_path, store_url):
-    spec = write_ui_spec(tmp_path / "ui.yaml", 60)  # four runs: the curves grow for a while
+    spec = write_ui_spec(tmp_path / "ui.yaml", 60)  # four runs
     sweep_id = create(spec, store_url)
-    agent = spawn("agent", sweep_id, "--store", store_url, "--offline", "--heartbeat-seconds", "1")
+    # The agent holds still twice (SIGSTOP), so that the page, however slow a loaded machine makes
+    # it, sees a running curve before and after it grows, and pauses a sweep that is not over yet:
+    # after its 5th epoch, and right after claiming its second run.
+    agent = spawn("agent", sweep_id, "--store", store_url, "--offline", "--heartbeat-seconds", "1",
+                  env={**os.environ, "LRTRACK_FAULT": "epoch@5:SIGSTOP,claim@2:SIGSTOP"})
     ui = Dashboard(store_url)
     try:
         with chromium() as page:
             page.get(f"{ui.url}sweeps/{sweep_id}")
-            page.execute_script("window.notReloaded = true; window.confirm = () => true;")
+            page.execute_script("window.notReloaded = true; window.confirm = () => true;"
+                                "window.alerted = []; window.alert = text => window.alerted.push(text);")
             points = "return (document.getElementById('acc').data || []).map(t => t.x.length).reduce((a, b) => a + b, 0)"
-            first = wait_for(lambda: page.execute_script(points), 120, "the running config's first epochs on the page")
-            wait_for(lambda: page.execute_script(points) > first, 60, "the running curve to gain points without a reload")
+            wait_for(lambda: process_state(agent.pid) == "T", 120, "the agent stopped after its 5th epoch")
+            wait_for(lambda: page.execute_script(points) == 5, 120, "the running config's 5 epochs on the page")
+            first = 5
+            agent.send_signal(signal.SIGCONT)
+            wait_for(lambda: process_state(agent.pid) == "T" and page.execute_script(points) > first, 120,
+                     "the running curve to gain points without a reload (the agent stopped at its second claim)")
             assert page.execute_script("return window.notReloaded === true")
 
             page.find_element("id", "pause").click()  # the page's button, confirmed
             wait_for(lambda: show(sweep_id, store_url)["sweep"]["state"] == "paused", 90,
                      "the sweep paused in the store")  # the dashboard runs at nice +10: slow under load
+            assert page.execute_script("return window.alerted") == []  # the POST was answered 200
+            agent.send_signal(signal.SIGCONT)
             out, err = agent.communicate(timeout=300)  # finishes its run, then stops as with `lrtrack sweep pause`
             assert agent.returncode == 0, err
             assert "paused" in out
