@@ -108,8 +108,8 @@ def test_live_page_table_csv_and_pause_equal_the_cli(tmp_path, store_url):
         table = json.loads(api)["table"]
         report = lrtrack("report", sweep_id, "--store", store_url)
         assert report.returncode == 0, report.stderr
-        assert markdown_rows(report.stdout) == [table["columns"], *([c["text"] for c in r["cells"]] for r in table["rows"])]
-        assert shown == [[c["text"] for c in r["cells"]] for r in table["rows"]]
+        assert markdown_rows(report.stdout) == [table["columns"], *(r["texts"] for r in table["rows"])]
+        assert shown == [r["texts"] for r in table["rows"]]
         status, csv_text = ui.get(f"sweeps/{sweep_id}/results.csv")
         assert status == 200
         assert [line.split(",") for line in csv_text.strip().splitlines()] == [table["columns"], *shown]
@@ -238,14 +238,14 @@ def test_an_unchanged_sweep_page_is_answered_304_and_pages_are_gzipped(tmp_path)
 
             status, headers, body = get()
             tag = headers["ETag"]
-            assert status == 200 and tag and json.loads(body)["table"]["rows"][0]["cells"][1]["text"] == "1"
+            assert status == 200 and tag and json.loads(body)["table"]["rows"][0]["texts"][1] == "1"
             status, headers, body = get(**{"If-None-Match": tag})
             assert (status, body, headers["ETag"]) == (304, b"", tag)
             status, headers, zipped = get(**{"Accept-Encoding": "gzip"})
             assert status == 200 and headers["Content-Encoding"] == "gzip" and json.loads(gzip.decompress(zipped))
             store.log_epoch(attempt.id, {"epoch": 2, "train/loss": 0.5, "val/acc": 0.6})
             status, headers, body = get(**{"If-None-Match": tag})
-            assert status == 200 and headers["ETag"] != tag and json.loads(body)["table"]["rows"][0]["cells"][1]["text"] == "2"
+            assert status == 200 and headers["ETag"] != tag and json.loads(body)["table"]["rows"][0]["texts"][1] == "2"
         finally:
             ui.close()
 
