@@ -19,9 +19,9 @@ from clitools import assert_one_line_error, create, lrtrack, show, spawn, sweep_
 from lrtrack.ui.app import plotly_path
 
 
-def write_ui_spec(path: Path, epochs: int) -> Path:
-    """The dashboard's sweep: 2 learning rates x 2 optimizers, ``epochs`` epochs each."""
-    return write_sweep_spec(path, "ui-live", {"lr": [0.05, 0.01], "optimizer": ["sgd", "adam"]},
+def write_ui_spec(path: Path, epochs: int, lrs: tuple[float, ...] = (0.05, 0.01)) -> Path:
+    """The dashboard's sweep: ``lrs`` x 2 optimizers, ``epochs`` epochs each."""
+    return write_sweep_spec(path, "ui-live", {"lr": list(lrs), "optimizer": ["sgd", "adam"]},
                             model="fcn", epochs=epochs, train_size=300, test_size=100)
 
 
@@ -80,7 +80,10 @@ def markdown_rows(markdown: str) -> list[list[str]]:
 
 @pytest.mark.chromium
 def test_live_page_table_csv_and_pause_equal_the_cli(tmp_path, store_url):
-    spec = write_ui_spec(tmp_path / "ui.yaml", 60)  # four runs: the curves grow for a while
+    # 40 runs of 60 epochs: the curves grow for a while, and the sweep is still running when Pause is clicked (the
+    # agent trains them one after the other; four, or eight, were sometimes all finished by then on an idle machine,
+    # and the pause was refused as for a finished sweep); the runs after the pause are never made
+    spec = write_ui_spec(tmp_path / "ui.yaml", 60, lrs=tuple(round(0.05 / 1.25**i, 6) for i in range(20)))
     sweep_id = create(spec, store_url)
     agent = spawn("agent", sweep_id, "--store", store_url, "--offline", "--heartbeat-seconds", "1")
     ui = Dashboard(store_url)
