@@ -11,8 +11,10 @@ what each 2-second poll of an unchanged sweep costs).
 ``--reference DIR`` runs, in each round, a second fresh dashboard from another checkout
 of lrtrack (``git worktree add DIR COMMIT``) on the same store, right after this one's,
 and prints both and their ratio. ``--browser`` also times headless Chromium (the test
-suite's, `tests/browser.py`) from opening the sweep page until its table and charts are
-drawn, and the redraw after one poll.
+suite's, `tests/browser.py`, a new profile per round) from opening the sweep page to the first
+frame with its results table, with the table and both curves charts, and with everything;
+where that time went (`BREAKDOWN`); one poll; and the same milestones when the page is opened
+again in the same browser (what its cache keeps).
 
     python benchmarks/bench_ui.py [--runs 10000] [--epochs 20] [--sweeps 500] [--rounds 3]
                                   [--reference DIR] [--browser]
