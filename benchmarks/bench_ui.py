@@ -11,8 +11,10 @@ what each 2-second poll of an unchanged sweep costs).
 ``--reference DIR`` runs, in each round, a second fresh dashboard from another checkout
 of lrtrack (``git worktree add DIR COMMIT``) on the same store, right after this one's,
 and prints both and their ratio. ``--browser`` also times headless Chromium (the test
-suite's, `tests/browser.py`) from opening the sweep page until its table and charts are
-drawn, and the redraw after one poll.
+suite's, `tests/browser.py`, a new profile per round) from opening the sweep page to the first
+frame with its results table, with the table and both curves charts, and with everything;
+where that time went (`BREAKDOWN`); one poll; and the same milestones when the page is opened
+again in the same browser (what its cache keeps).
 
     python benchmarks/bench_ui.py [--runs 10000] [--epochs 20] [--sweeps 500] [--rounds 3]
                                   [--reference DIR] [--browser]
@@ -125,26 +127,71 @@ class Dashboard:
         self.proc.wait(timeout=30)
 
 
-#: True once the sweep page has drawn its results table and both kinds of chart.
-DRAWN = ("return document.querySelectorAll('#results tbody tr').length > 0 && !!document.getElementById('acc').data"
-         " && !!document.getElementById('parcoords').data")
+#: Installed in the page before its own scripts (Chromium's ``Page.addScriptToEvaluateOnNewDocument``), on
+#: both sides alike: marks (ms since the page was opened) when the data's JSON is read and parsed, when
+#: plotly.js has run, each chart's first ``Plotly.react`` (and its ms), and, checked at every frame, the
+#: first frame with the results table, with both curves charts, and with everything (parallel coordinates too).
+INSTRUMENT = r"""
+window.__marks = {};
+const mark = k => { if (!(k in __marks)) __marks[k] = performance.now(); };
+const json = Response.prototype.json;
+Response.prototype.json = async function () {
+  if (!/\/api\/sweeps\/[^/]+$/.test(this.url)) return json.call(this);
+  const text = await this.text(); mark("data read"); const v = JSON.parse(text); mark("data parsed"); return v; };
+let P;
+Object.defineProperty(window, "Plotly", {configurable: true, get() { return P; }, set(v) { mark("plotly.js run"); P = v;
+  const react = v.react; v.react = function (id, ...rest) { const t = performance.now(), r = react.call(this, id, ...rest);
+    if (!(id + " drawn" in __marks)) { __marks[id + " drawn"] = performance.now(); __marks[id + " react ms"] = __marks[id + " drawn"] - t; }
+    return r; }; }});
+(function frame() {
+  const drawn = id => !!(document.getElementById(id) || {}).data, table = document.querySelector("#results tbody tr");
+  if (table) mark("table on screen");
+  if (table && drawn("loss") && drawn("acc")) mark("table + curves on screen");
+  if (table && drawn("loss") && drawn("acc") && drawn("parcoords")) mark("all on screen");
+  else requestAnimationFrame(frame);
+})();
+"""
+#: The marks, with the page's navigation and resource timings (plotly.js and the data: when asked, first byte, last byte).
+COLLECT = r"""
+const n = performance.getEntriesByType("navigation")[0], out = {"HTML received": n.responseEnd,
+  "DOMContentLoaded": n.domContentLoadedEventEnd};
+for (const r of performance.getEntriesByType("resource")) {
+  const name = /plotly/.test(r.name) ? "plotly.js" : /\/api\/sweeps\/[^/]+$/.test(r.name) ? "data" : null;
+  if (name && !(name + " asked" in out)) { out[name + " asked"] = r.fetchStart; out[name + " first byte"] = r.responseStart;
+    out[name + " received"] = r.responseEnd; }
+}
+return Object.assign(out, window.__marks);
+"""
+#: The milestones printed for each side; the breakdown (`BREAKDOWN`) is printed under them.
+MILESTONES = ("table on screen", "table + curves on screen", "all on screen")
+BREAKDOWN = ("HTML received", "plotly.js asked", "data asked", "plotly.js received", "plotly.js run", "DOMContentLoaded",
+             "data first byte", "data received", "data parsed", "loss drawn", "acc drawn", "parcoords drawn",
+             "loss react ms", "acc react ms", "parcoords react ms")
 #: Runs the page's own poll once (`refresh` in sweep.html) and answers its milliseconds.
 POLL = "const done = arguments[0], t = performance.now(); refresh().then(() => done(performance.now() - t));"
 
 
-def browser_times(base: str, sweep_id: str) -> tuple[float, float]:
-    """Headless Chromium: seconds from opening the sweep page until it is drawn, and one poll's."""
+def browser_times(base: str, sweep_id: str) -> dict[str, float]:
+    """Headless Chromium, a new profile: the page's milestones and breakdown (ms since it was opened) on
+    a first view, one poll's ms, and the milestones of a later view (the page opened again in the same
+    browser: what its cache keeps, plotly.js included)."""
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
     from browser import chromium
 
+    def view(page) -> dict[str, float]:
+        page.get(f"{base}sweeps/{sweep_id}")
+        deadline = time.monotonic() + 300
+        while not page.execute_script("return 'all on screen' in window.__marks") and time.monotonic() < deadline:
+            time.sleep(0.02)
+        return page.execute_script(COLLECT)
+
     with chromium() as page:
         page.set_script_timeout(300)
-        start = time.perf_counter()
-        page.get(f"{base}sweeps/{sweep_id}")
-        while not page.execute_script(DRAWN):
-            time.sleep(0.02)
-        drawn = time.perf_counter() - start
-        return drawn, page.execute_async_script(POLL) / 1000
+        page.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument", {"source": INSTRUMENT})
+        first = view(page)
+        first["one poll"] = page.execute_async_script(POLL)
+        later = view(page)
+        return {**first, **{f"later view: {k}": later[k] for k in MILESTONES}}
 
 
 def measure(url: str, pages: dict[str, str], sweep_id: str, checkout: str | None, browser: bool,
@@ -165,12 +212,11 @@ def measure(url: str, pages: dict[str, str], sweep_id: str, checkout: str | None
     if browser:
         ui = Dashboard(url, checkout)  # fresh again: the browser's first view is a cold one
         try:
-            drawn, poll = browser_times(ui.base, sweep_id)
+            marks = browser_times(ui.base, sweep_id)
         finally:
             ui.close()
-        into.setdefault("browser: sweep page drawn", {"first": [], "next": [], "bytes": [], "next bytes": []})
-        into["browser: sweep page drawn"]["first"].append(drawn)
-        into["browser: sweep page drawn"]["next"].append(poll)
+        for name, ms in marks.items():
+            into.setdefault("browser", {}).setdefault(name, []).append(ms / 1000)
 
 
 def main() -> None:
@@ -203,6 +249,7 @@ def main() -> None:
     print(f"load average {min(loads):.1f}-{max(loads):.1f}; median of {args.rounds} fresh dashboards per side "
           f"(first request, then the page's next poll of the unchanged sweep; bytes as sent, gzipped where asked):")
     median = statistics.median
+    browser = {side: times[side].pop("browser", {}) for side in sides}
     for name in times["this checkout"]:
         for side in sides:
             t = times[side][name]
@@ -212,6 +259,17 @@ def main() -> None:
             mine, other = times["this checkout"][name], times[f"reference {args.reference}"][name]
             print(f"  {'':40s} {'ratio (this / reference)':28s} first {median(mine['first']) / median(other['first']):6.2f}x"
                   f"  next {median(mine['next']) / max(median(other['next']), 1e-9):6.2f}x")
+    if args.browser:
+        print(f"headless Chromium, the sweep page: seconds since it was opened (a new browser profile, a fresh dashboard), "
+              f"median of {args.rounds}:")
+        print(f"  {'':40s}" + "".join(f"{side[:22]:>24s}" for side in sides) + ("   ratio" if args.reference else ""))
+        names = [*MILESTONES, "one poll", *(f"later view: {k}" for k in MILESTONES), "breakdown:", *BREAKDOWN]
+        for name in names:
+            values = [median(browser[side][name]) if browser[side].get(name) else None for side in sides]
+            cells = "".join(f"{'':>24s}" if v is None else f"{v:24.2f}" for v in values)
+            timed = args.reference and name not in ("breakdown:", *BREAKDOWN) and None not in values and values[1] > 0
+            ratio = f"   {values[0] / values[1]:.2f}x" if timed else ""
+            print(f"  {name:40s}{cells}{ratio}")
     if scratch is not None:
         scratch.cleanup()
 

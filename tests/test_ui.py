@@ -19,6 +19,8 @@ from browser import chromium
 from clitools import (assert_one_line_error, create, lrtrack, process_state, show, spawn, sweep_spec, wait_for,
                       write_sweep_spec)
 
+from lrtrack.ui.app import plotly_path
+
 
 def write_ui_spec(path: Path, epochs: int) -> Path:
     """The dashboard's sweep: 2 learning rates x 2 optimizers, ``epochs`` epochs each."""
@@ -122,8 +124,8 @@ def test_live_page_table_csv_and_pause_equal_the_cli(tmp_path, store_url):
         table = json.loads(api)["table"]
         report = lrtrack("report", sweep_id, "--store", store_url)
         assert report.returncode == 0, report.stderr
-        assert markdown_rows(report.stdout) == [table["columns"], *([c["text"] for c in r["cells"]] for r in table["rows"])]
-        assert shown == [[c["text"] for c in r["cells"]] for r in table["rows"]]
+        assert markdown_rows(report.stdout) == [table["columns"], *(r["texts"] for r in table["rows"])]
+        assert shown == [r["texts"] for r in table["rows"]]
         status, csv_text = ui.get(f"sweeps/{sweep_id}/results.csv")
         assert status == 200
         assert [line.split(",") for line in csv_text.strip().splitlines()] == [table["columns"], *shown]
@@ -152,7 +154,7 @@ def test_off_loopback_every_request_needs_the_token_and_actions_need_csrf(tmp_pa
     ui = Dashboard(store, "--host", "0.0.0.0")
     try:
         token = re.search(r"token=(\S+)", ui.url).group(1)
-        for path in ("", f"sweeps/{sweep_id}", "api/sweeps", f"sweeps/{sweep_id}/results.csv", "static/plotly.min.js"):
+        for path in ("", f"sweeps/{sweep_id}", "api/sweeps", f"sweeps/{sweep_id}/results.csv", plotly_path()[1:]):
             assert ui.get(path)[0] == 401, path
             assert ui.get(path, Authorization="Bearer wrong-token-0123456789")[0] == 401, path
             assert ui.get(path, Authorization=f"Bearer {token}")[0] == 200, path
@@ -224,10 +226,12 @@ def test_many_or_long_curves_are_limited_thinned_and_say_so_and_polls_see_new_ep
         assert len(detail["parcoords"]["color"]) == 3
 
 
-def test_an_unchanged_sweep_page_is_answered_304_and_pages_are_gzipped(tmp_path):
+def test_an_unchanged_sweep_page_is_answered_304_pages_are_gzipped_and_plotly_js_is_cached(tmp_path):
     """The page's poll sends the tag of what it drew: an unchanged sweep is answered 304 with no body,
-    a new epoch with the new page; a browser's ``Accept-Encoding: gzip`` gets it compressed."""
+    a new epoch with the new page; a browser's ``Accept-Encoding: gzip`` gets it compressed. plotly.js,
+    at a URL naming plotly's version, is sent gzipped and may be cached for good."""
     import gzip
+    from importlib import resources
 
     from lrtrack.config import SweepSpec
     from lrtrack.store import open_store
@@ -252,14 +256,22 @@ def test_an_unchanged_sweep_page_is_answered_304_and_pages_are_gzipped(tmp_path)
 
             status, headers, body = get()
             tag = headers["ETag"]
-            assert status == 200 and tag and json.loads(body)["table"]["rows"][0]["cells"][1]["text"] == "1"
+            assert status == 200 and tag and json.loads(body)["table"]["rows"][0]["texts"][1] == "1"
             status, headers, body = get(**{"If-None-Match": tag})
             assert (status, body, headers["ETag"]) == (304, b"", tag)
             status, headers, zipped = get(**{"Accept-Encoding": "gzip"})
             assert status == 200 and headers["Content-Encoding"] == "gzip" and json.loads(gzip.decompress(zipped))
             store.log_epoch(attempt.id, {"epoch": 2, "train/loss": 0.5, "val/acc": 0.6})
             status, headers, body = get(**{"If-None-Match": tag})
-            assert status == 200 and headers["ETag"] != tag and json.loads(body)["table"]["rows"][0]["cells"][1]["text"] == "2"
+            assert status == 200 and headers["ETag"] != tag and json.loads(body)["table"]["rows"][0]["texts"][1] == "2"
+
+            assert plotly_path() in ui.get(f"sweeps/{sweep.id}")[1]
+            request = urllib.request.Request(ui.base + plotly_path()[1:], headers={"Accept-Encoding": "gzip"})
+            with urllib.request.urlopen(request, timeout=30) as response:
+                headers, zipped = response.headers, response.read()
+            assert headers["Content-Encoding"] == "gzip" and "immutable" in headers["Cache-Control"]
+            served = Path(str(resources.files("plotly") / "package_data" / "plotly.min.js")).read_bytes()
+            assert gzip.decompress(zipped) == served and len(zipped) < len(served) / 3
         finally:
             ui.close()
 
