@@ -6,12 +6,16 @@
 - the answer to a mistake (exit 2, one line, no traceback): `assert_one_line_error`;
 - waiting for a state with a deadline, never sleeping for one: `wait_for`; a process's state
   (an agent stopped by ``LRTRACK_FAULT=...:SIGSTOP``): `process_state`;
-- the one offline W&B run a test made: `only_run_dir` (read it back with `lrtrack.wandb_files`).
+- the one offline W&B run a test made: `only_run_dir` (read it back with `lrtrack.wandb_files`);
+- the environment every test runs in (W&B offline in its own ``WANDB_DIR``, no API key, no
+  ``$LRTRACK_STORE``): `OFFLINE_WANDB` and `UNSET`, set by conftest's autouse fixture, and
+  `offline_env` for a fixture wider than one test.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -41,6 +45,18 @@ def write_sweep_spec(path: Path, name: str, parameters: dict[str, Any], **kwargs
     """`sweep_spec` written to ``path`` as YAML (``kwargs`` as there); returns ``path``."""
     path.write_text(yaml.safe_dump(sweep_spec(name, parameters, **kwargs), sort_keys=False))
     return path
+
+
+#: W&B as every test runs it: offline, quiet, no console capture (``WANDB_DIR`` is per test).
+OFFLINE_WANDB = {"WANDB_MODE": "offline", "WANDB_SILENT": "true", "WANDB_CONSOLE": "off"}
+#: Never inherited by a test: a real API key, or a store of the machine's.
+UNSET = ("WANDB_API_KEY", "LRTRACK_STORE")
+
+
+def offline_env(wandb_dir: Path) -> dict[str, str]:
+    """This process's environment as a test's (`OFFLINE_WANDB`, without `UNSET`), W&B writing in ``wandb_dir``."""
+    env = {k: v for k, v in os.environ.items() if k not in UNSET}
+    return {**env, **OFFLINE_WANDB, "WANDB_DIR": str(wandb_dir)}
 
 
 def lrtrack(*args: str, timeout: float = 600, **kwargs) -> subprocess.CompletedProcess:

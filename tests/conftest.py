@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from clitools import OFFLINE_WANDB, UNSET
 
 REPO = Path(__file__).resolve().parents[1]
 #: The MNIST subset the tests use (8,000 train / 2,000 test images, gzip IDX), shipped in the repository.
@@ -37,12 +38,10 @@ def offline_wandb(tmp_path, monkeypatch):
     """Real wandb, offline, writing under this test's temporary directory."""
     wandb_dir = tmp_path / "wandb-dir"
     wandb_dir.mkdir()
-    monkeypatch.setenv("WANDB_MODE", "offline")
-    monkeypatch.setenv("WANDB_DIR", str(wandb_dir))
-    monkeypatch.setenv("WANDB_SILENT", "true")
-    monkeypatch.setenv("WANDB_CONSOLE", "off")
-    monkeypatch.delenv("WANDB_API_KEY", raising=False)
-    monkeypatch.delenv("LRTRACK_STORE", raising=False)
+    for name, value in {**OFFLINE_WANDB, "WANDB_DIR": str(wandb_dir)}.items():
+        monkeypatch.setenv(name, value)
+    for name in UNSET:
+        monkeypatch.delenv(name, raising=False)
     monkeypatch.chdir(tmp_path)
     yield wandb_dir
     # wandb keeps its settings (the run directory among them) for the life of the

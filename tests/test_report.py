@@ -9,15 +9,13 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import struct
 from datetime import datetime, timezone
-from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 from browser import chromium
-from clitools import assert_one_line_error, lrtrack, write_sweep_spec
+from clitools import assert_one_line_error, lrtrack, offline_env, write_sweep_spec
 
 from lrtrack.config import ExpectedResult, Metric
 from lrtrack.report.compare import compare_expected
@@ -29,12 +27,6 @@ from lrtrack.verdicts import judge
 pytestmark = [pytest.mark.xdist_group("report"), pytest.mark.slow]
 
 LRS = [0.01, 0.2, 20.0]  # digits + SGD: too slow, good, diverging (train loss > 100 in epoch 1)
-
-
-def offline_env(wandb_dir: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in ("WANDB_API_KEY", "LRTRACK_STORE")}
-    env.update(WANDB_MODE="offline", WANDB_DIR=str(wandb_dir), WANDB_SILENT="true", WANDB_CONSOLE="off")
-    return env
 
 
 # ---------------------------------------------------------------- the shared sweep
