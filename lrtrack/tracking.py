@@ -85,13 +85,22 @@ class RunLogger:
 
 
 class MemoryLogger(RunLogger):
-    """Keeps everything in memory (``history``, ``summary``, ``files``)."""
+    """Keeps everything in memory (``history``, ``summary``, ``files``). The files themselves
+    (checkpoints, the curves figure, a traceback) are written to a temporary directory that is
+    removed with the logger, or when the process exits: a run without W&B leaves nothing behind."""
 
     def __init__(self) -> None:
         self.config: TrainConfig | None = None
         self.history: list[dict[str, Any]] = []
         self.summary: dict[str, Any] = {}
         self.files: dict[str, Path] = {}
+        self._temporary: tempfile.TemporaryDirectory | None = None
+
+    @property
+    def files_dir(self) -> Path:
+        if self._temporary is None:
+            self._temporary = tempfile.TemporaryDirectory(prefix="lrtrack-run-")
+        return Path(self._temporary.name)
 
     def start(self, config: TrainConfig) -> None:
         self.config = config

@@ -55,9 +55,12 @@ def test_train_writes_an_offline_run_with_history_artifact_and_image(offline_wan
 @pytest.mark.skipif(not DEBIAN_FASHION.is_dir(), reason="Debian's dataset-fashion-mnist is not installed")
 def test_fashion_mnist_is_unpacked_from_debian_package(tmp_path):
     data_dir = tmp_path / "data"
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
     proc = lrtrack("train", "--dataset", "fashion-mnist", "--data-dir", str(data_dir), "--train-size", "2000",
-                   "--test-size", "500", "--epochs", "1", "--no-wandb")
+                   "--test-size", "500", "--epochs", "1", "--no-wandb", env={**os.environ, "TMPDIR": str(tmp)})
     assert proc.returncode == 0, proc.stderr
+    assert not list(tmp.iterdir())  # without W&B, the checkpoints and figure are not left in a temporary folder
     raw = data_dir / "FashionMNIST" / "raw"
     assert sorted(p.name for p in raw.iterdir()) == [
         "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte", "train-images-idx3-ubyte", "train-labels-idx1-ubyte"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import math
 
 import pytest
@@ -24,6 +25,11 @@ def test_digits_learns_and_logs_every_epoch():
     assert logger.summary["state"] == "finished"
     assert logger.summary["best/val_acc"] == max(row["val/acc"] for row in logger.history)
     assert {"final", "best", "curves"} <= set(logger.files)
+    assert all(path.is_file() for path in logger.files.values())
+    folder = logger.files["final"].parent
+    del logger, result  # a run without W&B leaves no files behind once its logger is gone
+    gc.collect()
+    assert not folder.exists()
 
 
 def test_same_seed_same_result_on_cpu():
