@@ -96,7 +96,8 @@ DEFAULT_MAX_ATTEMPTS = 3
 SAFE_ID = r"[A-Za-z0-9_-]{1,64}"
 
 
-#: Attempt states whose per-epoch rows may still grow: a crashed attempt's agent may be alive, only silent.
+#: Attempt states whose agent may still be at work (a crashed attempt's agent may be alive, only
+#: silent): their per-epoch rows may still grow, and their agent's finish is still to be recorded.
 GROWING = (State.RUNNING, State.CRASHED)
 
 #: How long one SQLite statement waits for another agent's write lock before `SqlStore._do` retries.
@@ -918,7 +919,7 @@ class SqlStore(Store):
             current, run_id, number, run_state, max_attempts = conn.execute(
                 select(a.c.state, a.c.run_id, a.c.number, r.c.state, s.c.max_attempts)
                 .join(r, r.c.id == a.c.run_id).join(s, s.c.id == r.c.sweep_id).where(a.c.id == attempt_id)).one()
-            if current not in (State.RUNNING, State.CRASHED):
+            if current not in GROWING:
                 return current, run_state  # recorded already: a retried COMMIT, or a second cleanup
             stored = set(conn.execute(select(self._epochs.c.epoch).where(self._epochs.c.attempt_id == attempt_id))
                          .scalars())
