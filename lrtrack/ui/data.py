@@ -362,29 +362,20 @@ def _run_entry(run: RunRecord) -> dict[str, Any]:
     }
 
 
-_gc_lock = threading.Lock()
-_gc_pauses = 0  #: computations running inside `_gc_paused`
-_gc_was_enabled = True  #: whether collection was on when the first of them began
-
-
 @contextlib.contextmanager
 def _gc_paused() -> Iterator[None]:
     """No cyclic garbage collection while a page is computed: building a big sweep's page allocates
     millions of objects, and the collections they set off walked all of them again and again (a
-    quarter of a 10,000-run page's time). What it leaves behind is collected after, as usual."""
-    global _gc_pauses, _gc_was_enabled
-    with _gc_lock:
-        if _gc_pauses == 0:
-            _gc_was_enabled = gc.isenabled()
-            gc.disable()
-        _gc_pauses += 1
+    quarter of a 10,000-run page's time). What it leaves behind is collected after, as usual.
+    Nested (the page's study inside the page), only the outermost turns collection back on;
+    computations run one at a time (`SweepReader`'s lock)."""
+    was_enabled = gc.isenabled()
+    gc.disable()
     try:
         yield
     finally:
-        with _gc_lock:
-            _gc_pauses -= 1
-            if _gc_pauses == 0 and _gc_was_enabled:
-                gc.enable()
+        if was_enabled:
+            gc.enable()
 
 
 def _thin(n: int) -> list[int]:
