@@ -3,11 +3,11 @@
 The reader is W&B's ``wandb-core`` binary, run directly (``wandb-core leet inspect``, the
 command ``wandb leet inspect`` runs after starting Python and importing wandb): about
 0.05 s per file instead of 1.3 s, which lets an agent check every run it closes
-(`exit_record_problem`).
+(`read_exit`).
 
 Offline runs live in ``<WANDB_DIR>/wandb/offline-run-<time>-<id>/run-<id>.wandb``.
 `lrtrack sync` uses `find_run_dir`, `read_summary` and `wandb_exe` (is a run's W&B
-file complete before it is synced?), agents use `wandb_root` and `exit_record_problem`. `read_records`,
+file complete before it is synced?), agents use `wandb_root` and `read_exit`. `read_records`,
 `history_rows` and `artifacts` serve the tests, which check what a run logged with
 W&B's reader rather than lrtrack's bookkeeping. Reports never read these files:
 they read the store.
@@ -104,11 +104,6 @@ def read_exit(folder: str | os.PathLike) -> tuple[int | None, str | None]:
         return None, (f"no exit record in {summary.get('file') or folder}: "
                       "W&B did not write all of it (disk full, or killed before its finish)")
     return summary["exit_code"], None
-
-
-def exit_record_problem(folder: str | os.PathLike) -> str | None:
-    """Why W&B's file of the run in ``folder`` is incomplete, or None (see `read_exit`)."""
-    return read_exit(folder)[1]
 
 
 def read_records(path: str | os.PathLike) -> list[dict[str, Any]]:

@@ -339,11 +339,11 @@ class Agent:
         """After W&B's finish: a run whose ``.wandb`` file has no exit record (W&B could not write
         it all: disk full, a file size limit; W&B itself says nothing) gets why added to its
         attempt's summary (`lrtrack.wandb_files.INCOMPLETE`) and one warning line. About 0.05 s
-        (W&B's own reader, `lrtrack.wandb_files.exit_record_problem`)."""
-        from lrtrack.wandb_files import INCOMPLETE, exit_record_problem
+        (W&B's own reader, `lrtrack.wandb_files.read_exit`)."""
+        from lrtrack.wandb_files import INCOMPLETE, read_exit
 
         folder = getattr(member.logger, "folder", None)
-        if folder is None or member.logger.mode == "disabled" or (problem := exit_record_problem(folder)) is None:
+        if folder is None or member.logger.mode == "disabled" or (problem := read_exit(folder)[1]) is None:
             return
         self.store.add_to_summary(member.attempt.id, {INCOMPLETE: problem})
         self.report(f"{_run_name(member.run, member.attempt)}: warning: W&B run {member.attempt.wandb_run_id} "

@@ -10,6 +10,7 @@ from lrtrack.agent.settings import AgentSettings
 from lrtrack.cli import app
 from lrtrack.cli.config_options import settings_from, with_options
 from lrtrack.cli.options import StoreOpt, SweepIdArg
+from lrtrack.config import settings_flags
 
 if TYPE_CHECKING:
     from lrtrack.store import Store
@@ -70,6 +71,4 @@ def run_agents(store: Store, sweep_id: str, settings: AgentSettings, *, gpus: li
 
 def _agent_args(settings: AgentSettings, pack: int) -> list[str]:
     """The flags that give each supervised worker the same settings (those not at their default)."""
-    from lrtrack.config import settings_flags
-
     return [*settings_flags(settings), "--pack", str(pack)]
