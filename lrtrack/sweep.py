@@ -255,7 +255,7 @@ def progress(spec: SweepSpec, runs: list[RunRecord]) -> dict[str, Any]:
     counts = Counter(run.state for run in runs)
     total = planned_runs(spec)
     finished = sum(counts[state] for state in SUCCESS)
-    stopped = {State.RUNNING: counts[State.RUNNING], State.FAILED: counts[State.FAILED], State.CANCELLED: counts[State.CANCELLED]}
+    stopped = {state: counts[state] for state in (State.RUNNING, State.FAILED, State.CANCELLED)}
     if total is not None:
         pending = max(total - finished - sum(stopped.values()), counts[State.PENDING])
     else:
